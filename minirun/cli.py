@@ -1,0 +1,323 @@
+"""The command line: parse, build a spec, call the runtime. The one place errors become exit codes.
+
+Exit codes (Docker's): the command's own code; 125 when minirun itself fails
+(bad input, a kernel refusal); 126 command not executable; 127 command not
+found; 128+N when the command was killed by signal N; 2 for click usage errors.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal as _signal
+import sys
+import time
+
+import click
+
+from .errors import MinirunError, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class MinirunGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MinirunError as e:
+            if ctx.meta.get("minirun.debug"):
+                raise
+            click.echo(f"minirun: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            ctx.exit(130)
+        except Exception as e:  # a bug: one line unless --debug
+            if ctx.meta.get("minirun.debug"):
+                raise
+            click.echo(f"minirun: internal error: {e!r} (run with --debug for details)",
+                       err=True)
+            ctx.exit(125)
+
+
+def _runtime(ctx):
+    from .runtime import Runtime
+    return Runtime(ctx.obj["paths"], ctx.obj["firewall"])
+
+
+@click.group(cls=MinirunGroup, context_settings=CONTEXT)
+@click.option("--root", envvar="MINIRUN_ROOT", help="Persistent state [/var/lib/minirun].")
+@click.option("--runroot", envvar="MINIRUN_RUNROOT", help="Volatile state [/run/minirun].")
+@click.option("--firewall", envvar="MINIRUN_FIREWALL", default="nftables", show_default=True,
+              type=click.Choice(["nftables", "iptables"]), help="Firewall backend.")
+@click.option("--explain", is_flag=True, help="Print every host change as a shell command.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def main(ctx, root, runroot, firewall, explain, debug):
+    """minirun: a small container runtime to learn how containers and their networks work."""
+    from .state import Paths
+    if os.geteuid() != 0:
+        raise MinirunError("minirun must run as root")
+    ctx.obj = {"paths": Paths.from_env(root, runroot), "firewall": firewall}
+    ctx.meta["minirun.debug"] = debug
+    if debug:
+        os.environ["MINIRUN_DEBUG"] = "1"
+    if explain:
+        from . import oplog
+        oplog.explain_to(sys.stderr)
+
+
+@main.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("--name", help="Container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*).")
+@click.option("-e", "--env", "env", multiple=True, help="NAME=VALUE (or NAME to copy).")
+@click.option("--env-file", multiple=True, help="File of NAME=VALUE lines.")
+@click.option("-w", "--workdir", default="/", help="Working directory inside.")
+@click.option("-u", "--user", help="UID[:GID].")
+@click.option("--hostname", help="Hostname [first 12 characters of the id].")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background, print the id.")
+@click.option("--init", is_flag=True, help="Run a tiny init as PID 1 that reaps and forwards.")
+@click.option("--read-only", is_flag=True, help="Mount the root file system read-only.")
+@click.option("-v", "--volume", multiple=True, help="HOST:CONTAINER[:ro].")
+@click.option("--cap-add", multiple=True, help="Add a capability (or ALL).")
+@click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL).")
+@click.option("--network", "--net", default="bridge", show_default=True,
+              help="bridge, none, host, container:NAME, or a network's name.")
+@click.option("-p", "--publish", multiple=True,
+              help="[IP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|/udp]")
+@click.option("--ip", help="A static address on the network.")
+@click.argument("rootfs")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def run(ctx, name, env, env_file, workdir, user, hostname, interactive, tty, remove, detach,
+        init, read_only, volume, cap_add, cap_drop, network, publish, ip, rootfs, command):
+    """Run COMMAND in a new container made from the directory ROOTFS."""
+    from . import caps
+    from .network.ports import parse_all
+    from .spec import ContainerSpec, Volume, check_rootfs, parse_env, parse_user
+    ports = parse_all(publish)
+    spec = ContainerSpec(
+        rootfs=check_rootfs(rootfs), command=tuple(command), name=name, hostname=hostname,
+        env=parse_env(env, env_file), workdir=workdir, user=parse_user(user),
+        interactive=interactive, tty=tty, remove=remove, detach=detach, init=init,
+        read_only=read_only, volumes=tuple(Volume.parse(v) for v in volume),
+        caps=tuple(caps.resolve(cap_add, cap_drop)), network=network, ip=ip).validate()
+    if ip is not None:
+        import ipaddress
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise UsageError(f"invalid --ip {ip!r}") from None
+    sys.stdout.flush()
+    ctx.exit(_runtime(ctx).run(spec, ports))
+
+
+@main.command("_cleanup", hidden=True)
+@click.argument("container_id")
+@click.argument("status", type=int)
+@click.pass_context
+def cleanup(ctx, container_id, status):
+    """Called by the monitor when a detached container exits."""
+    from .state import Container, Paths
+    rt = _runtime(ctx)
+    c = Container(rt.paths, container_id, {})
+    if not c.record_path.exists():
+        return
+    c.reload()
+    for f in rt.finish(c, None if status < 0 else status):
+        click.echo(f"minirun: teardown: {f}", err=True)
+
+
+def _ports_text(c) -> str:
+    net = c.data.get("network") or {}
+    return ", ".join(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->"
+                     f"{p['container_port']}/{p['proto']}" for p in net.get("ports", []))
+
+
+def _ago(t: float | None) -> str:
+    if not t:
+        return "-"
+    s = int(time.time() - t)
+    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= n:
+            return f"{s // n} {unit} ago"
+    return f"{s} seconds ago"
+
+
+@main.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.pass_context
+def ps(ctx, show_all, quiet):
+    """List containers."""
+    from .state import all_containers
+    rt = _runtime(ctx)
+    rt.reclaim()
+    rows = []
+    for c in all_containers(rt.paths):
+        st = c.status()
+        if not show_all and st != "running":
+            continue
+        if quiet:
+            click.echo(c.short_id())
+            continue
+        if st == "exited":
+            st = f"exited ({c.data.get('exit_code')})"
+        net = c.data.get("network") or {}
+        rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.data.get("created")),
+                     net.get("ip") or "-", _ports_text(c)))
+    if not quiet:
+        _table(("CONTAINER ID", "NAME", "PID", "STATUS", "CREATED", "IP", "PORTS"), rows)
+
+
+def _table(header, rows) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.argument("container")
+@click.pass_context
+def top(ctx, container):
+    """Processes of a container: host PID and container PID side by side."""
+    from .procs import container_processes
+    from .state import lookup
+    c = lookup(ctx.obj["paths"], container)
+    if not c.is_running():
+        raise MinirunError(f"container {c.name} is not running")
+    rows = [(r["host_pid"], r["container_pid"], r["user"], r["state"], r["command"])
+            for r in container_processes(c.pid)]
+    _table(("HOST PID", "CONTAINER PID", "USER", "STAT", "COMMAND"), rows)
+
+
+@main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-e", "--env", "env", multiple=True)
+@click.option("-w", "--workdir")
+@click.option("-u", "--user")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def exec_(ctx, interactive, tty, env, workdir, user, container, command):
+    """Run COMMAND inside a running container."""
+    from .execute import exec_in
+    from .spec import parse_env, parse_user
+    from .state import lookup
+    c = lookup(ctx.obj["paths"], container)
+    ctx.exit(exec_in(c, list(command), tty=tty, interactive=interactive,
+                     env=parse_env(env), workdir=workdir, user=parse_user(user)))
+
+
+@main.command()
+@click.option("-f", "--follow", is_flag=True)
+@click.argument("container")
+@click.pass_context
+def logs(ctx, follow, container):
+    """Output of a detached container."""
+    from .state import lookup
+    c = lookup(ctx.obj["paths"], container)
+    try:
+        f = open(c.log_path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                continue
+            if not follow or not c.is_running():
+                break
+            time.sleep(0.1)
+
+
+@main.command()
+@click.option("-t", "--time", "timeout", default=10, show_default=True, type=int,
+              help="Seconds between SIGTERM and SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop(ctx, timeout, containers):
+    """Stop containers: SIGTERM, then SIGKILL after a grace period."""
+    rt = _runtime(ctx)
+    for ref in containers:
+        click.echo(rt.stop(ref, timeout).name)
+
+
+def _parse_signal(sig: str) -> int:
+    s = sig.upper()
+    if s.isdigit():
+        return int(s)
+    if not s.startswith("SIG"):
+        s = "SIG" + s
+    try:
+        return int(getattr(_signal.Signals, s))
+    except AttributeError:
+        raise UsageError(f"invalid signal {sig!r}") from None
+
+
+@main.command()
+@click.option("-s", "--signal", "sig", default="KILL", show_default=True)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill(ctx, sig, containers):
+    """Send a signal to containers' PID 1."""
+    rt = _runtime(ctx)
+    num = _parse_signal(sig)
+    for ref in containers:
+        click.echo(rt.kill(ref, num).name)
+
+
+@main.command()
+@click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
+@click.option("--all", "all_", is_flag=True, help="Every container.")
+@click.argument("containers", nargs=-1)
+@click.pass_context
+def rm(ctx, force, all_, containers):
+    """Remove containers."""
+    from .state import all_containers
+    rt = _runtime(ctx)
+    refs = list(containers) + ([c.id for c in all_containers(rt.paths)] if all_ else [])
+    if not refs and not all_:
+        raise UsageError("rm needs at least one container (or --all)")
+    failed = None
+    for ref in refs:
+        try:
+            click.echo(rt.remove(ref, force).name)
+        except MinirunError as e:
+            click.echo(f"minirun: {e}", err=True)
+            failed = e
+    if failed:
+        ctx.exit(failed.exit_code)
+
+
+@main.command()
+@click.argument("container")
+@click.pass_context
+def inspect(ctx, container):
+    """A container's record as JSON."""
+    from .state import lookup
+    c = lookup(ctx.obj["paths"], container)
+    click.echo(json.dumps(dict(c.data, status=c.status()), indent=2, sort_keys=True))
+
+
+@main.command()
+@click.argument("container")
+@click.pass_context
+def port(ctx, container):
+    """Published ports of a container."""
+    from .state import lookup
+    c = lookup(ctx.obj["paths"], container)
+    for p in (c.data.get("network") or {}).get("ports", []):
+        click.echo(f"{p['container_port']}/{p['proto']} -> "
+                   f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}")
+
+
+from .cli_network import network, system  # noqa: E402
+
+main.add_command(network)
+main.add_command(system)

@@ -1,0 +1,145 @@
+"""`minirun exec`: run another command inside a running container.
+
+The new process joins every namespace of the container's PID 1 with setns
+(ipc, uts, net, pid, then mnt), enters its root through /proc/PID/root, and
+is dropped to the same capabilities. It is not dumpable while it holds host
+resources, so nothing in the container can ptrace it or read its memory
+(the CVE-2019-5736 lesson). A setns into a PID namespace only applies to
+children, hence the second fork.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from . import caps as _caps
+from . import kernel as k
+from .errors import MinirunError
+from .init import _Channel, _report, find_executable, _take_pty
+from .state import Container
+
+JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
+              ("pid", k.CLONE_NEWPID), ("mnt", k.CLONE_NEWNS))
+ERRORS = {126: "CommandNotExecutable", 127: "CommandNotFound"}
+
+
+def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bool = False,
+            env: dict[str, str] | None = None, workdir: str | None = None,
+            user: tuple[int, int] | None = None) -> int:
+    if not c.is_running():
+        raise MinirunError(f"container {c.name} is not running")
+    pid = c.pid
+    fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+           for name, _ in JOIN_ORDER}
+    rootfd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    full_env = dict(c.data.get("env") or {})
+    full_env.update(env or {})
+    keep = c.data.get("caps") or []
+    if user is None and c.data.get("user"):
+        user = tuple(c.data["user"])
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:
+        ours.close()
+        _joiner(theirs, fds, rootfd, argv, full_env, workdir or c.data.get("workdir", "/"),
+                user, keep, tty, interactive)
+    theirs.close()
+    for fd in (*fds.values(), rootfd):
+        os.close(fd)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(s, forward)
+    master = None
+    try:
+        if tty:
+            msg, got, _f, _a = socket.recv_fds(ours, 4096, 1)
+            if got:
+                master = got[0]
+            else:
+                _raise_reported(msg.decode())
+        line = _Channel(ours).recv()
+        if line:
+            _raise_reported(line)
+    finally:
+        ours.close()
+    if master is not None:
+        from .tty import relay
+        pidfd = k.kernel.pidfd_open(child)
+        relay(master, pidfd)
+        os.close(pidfd)
+        os.close(master)
+    _, status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _raise_reported(line: str) -> None:
+    from . import errors
+    if line.startswith("error "):
+        _, code, msg = line.split(" ", 2)
+        cls = getattr(errors, ERRORS.get(int(code), "MinirunError"))
+        raise cls(msg.strip())
+    raise MinirunError(f"unexpected message from exec: {line!r}")
+
+
+def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive) -> None:
+    chan = _Channel(sock)
+    code = 125
+    try:
+        k.kernel.set_dumpable(False)
+        for name, flag in JOIN_ORDER:
+            k.kernel.setns(fds[name], flag, f"{name} namespace")
+        os.fchdir(rootfd)
+        os.chroot(".")
+        os.chdir(workdir if os.path.isdir(workdir) else "/")
+        os.setsid()
+        inner = os.fork()  # the first process that is really inside the PID namespace
+        if inner == 0:
+            try:
+                if tty:
+                    _take_pty(chan)
+                elif not interactive:
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.close(null)
+                path = find_executable(argv[0], env.get("PATH", ""))
+                _caps.drop_bounding(keep)
+                if user:
+                    os.setgroups([user[1]])
+                    os.setgid(user[1])
+                    os.setuid(user[0])
+                _caps.limit(keep)
+                k.kernel.cloexec_from(3)
+                os.execve(path, argv, env)
+            except MinirunError as e:
+                _report(chan, e.exit_code, str(e))
+                os._exit(e.exit_code)
+            except OSError as e:
+                _report(chan, 126, f"exec {argv[0]!r}: {e.strerror}")
+                os._exit(126)
+        sock.close()
+
+        def forward(signum, _frame):
+            try:
+                os.kill(inner, signum)
+            except ProcessLookupError:
+                pass
+
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(s, forward)
+        _, status = os.waitpid(inner, 0)
+        c = os.waitstatus_to_exitcode(status)
+        code = 128 - c if c < 0 else c
+    except MinirunError as e:
+        _report(chan, e.exit_code, str(e))
+        code = e.exit_code
+    except BaseException as e:
+        _report(chan, 125, f"exec failed: {e!r}")
+    os._exit(code)

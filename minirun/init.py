@@ -1,0 +1,256 @@
+"""The child side: what the container's first process does between fork and exec.
+
+Runs in the process that becomes PID 1 of the new PID namespace. It talks to
+the parent (runtime.py) over a socketpair with one-line messages:
+
+    child  -> parent   "ns"                  namespaces exist: attach the network now
+    parent -> child    "go"                  network done: finish and exec
+    child  -> parent   "error CODE MESSAGE"  something failed; CODE is the exit code
+    child  -> parent   (fd via SCM_RIGHTS)   the pty master, with -t
+    (EOF on the socket after "go")           exec succeeded (the socket is close-on-exec)
+
+If the parent dies before "go", the read returns EOF and the child exits, so a
+SIGKILLed `minirun run` never leaves a half-made container running.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import stat
+import sys
+import termios
+import traceback
+from dataclasses import dataclass, field
+
+from . import caps
+from . import kernel as k
+from .errors import CommandNotExecutable, CommandNotFound, MinirunError
+from .rootfs import MountStep, RootFS, pivot_into
+
+
+@dataclass
+class ChildPlan:
+    lower: str                     # the user's rootfs (never written)
+    upper: str
+    work: str
+    merged: str
+    unshare_flags: int
+    hostname: str
+    steps: list[MountStep]
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str = "/"
+    user: tuple[int, int] | None = None
+    caps: list[str] = field(default_factory=list)
+    read_only: bool = False
+    tty: bool = False
+    init: bool = False
+    join_netns_fd: int | None = None
+    stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
+    output_fd: int | None = None    # detached: the log file, for fds 1 and 2
+
+
+class _Channel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.replace("\n", " ").encode() + b"\n")
+
+    def recv(self) -> str | None:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+
+def child_main(sock: socket.socket, plan: ChildPlan) -> None:
+    """Never returns: execs the command or exits with the code it reported."""
+    chan = _Channel(sock)
+    code = 125
+    try:
+        _run(chan, plan)
+    except MinirunError as e:
+        code = e.exit_code
+        _report(chan, code, str(e))
+    except BaseException as e:  # a bug: report it rather than hang the parent
+        _report(chan, 125, f"container init failed: {e!r}"
+                + (f"\n{traceback.format_exc()}" if os.environ.get("MINIRUN_DEBUG") else ""))
+    os._exit(code)
+
+
+def _report(chan: _Channel, code: int, msg: str) -> None:
+    try:
+        chan.send(f"error {code} {msg}")
+    except OSError:
+        pass
+
+
+def _run(chan: _Channel, plan: ChildPlan) -> None:
+    kern = k.kernel
+    os.setsid()  # our own session: terminal signals reach the parent, which forwards them
+    kern.unshare(plan.unshare_flags)
+    if plan.join_netns_fd is not None:
+        kern.setns(plan.join_netns_fd, k.CLONE_NEWNET, "network namespace")
+        os.close(plan.join_netns_fd)
+    if plan.unshare_flags & k.CLONE_NEWNET:
+        _loopback_up()
+    chan.send("ns")
+
+    # Nothing we mount may propagate back to the host.
+    kern.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
+    kern.mount("overlay", plan.merged, "overlay", 0,
+               f"lowerdir={plan.lower},upperdir={plan.upper},workdir={plan.work}",
+               display=plan.merged)
+    root = RootFS(plan.merged, kern)
+    root.apply(plan.steps)
+    root.close()
+    # ping without CAP_NET_RAW: let every group open ICMP datagram sockets (podman does too).
+    if plan.unshare_flags & k.CLONE_NEWNET or plan.join_netns_fd is not None:
+        _write_quiet("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
+    pivot_into(plan.merged, kern)
+    if plan.read_only:
+        kern.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY, display="/")
+    kern.sethostname(plan.hostname)
+
+    if chan.recv() != "go":
+        os._exit(125)  # the parent gave up or died: it reports, not us
+
+    if plan.tty:
+        _take_pty(chan)
+    else:
+        if plan.stdin_fd is not None:
+            os.dup2(plan.stdin_fd, 0)
+        if plan.output_fd is not None:
+            os.dup2(plan.output_fd, 1)
+            os.dup2(plan.output_fd, 2)
+    _enter_workdir(plan)
+    path = find_executable(plan.argv[0], plan.env.get("PATH", ""))
+    if plan.init:
+        _init_then_exec(chan, plan, path)
+    _exec(plan, path)
+
+
+def _loopback_up() -> None:
+    """`ip link set lo up` in the new namespace, with one ioctl instead of netlink."""
+    import struct
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _write_quiet(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError:
+        pass
+
+
+def _take_pty(chan: _Channel) -> None:
+    """Open a pty of the container's own devpts, make it our terminal, send the master up."""
+    master, slave = os.openpty()
+    socket.send_fds(chan.sock, [b"pty\n"], [master])
+    os.close(master)
+    try:  # /dev/console is the container's terminal too, as in runc
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+        k.kernel.mount(os.ttyname(slave), "/dev/console", None, k.MS_BIND)
+    except (OSError, MinirunError):
+        pass
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def _enter_workdir(plan: ChildPlan) -> None:
+    try:
+        os.makedirs(plan.workdir, exist_ok=True)
+        os.chdir(plan.workdir)
+    except OSError as e:
+        raise MinirunError(f"cannot enter working directory {plan.workdir}: {e.strerror}") from None
+
+
+def find_executable(cmd: str, path: str) -> str:
+    """Like execvp's lookup, but tells "not found" (127) from "not executable" (126)."""
+    if "/" in cmd:
+        candidates = [cmd]
+    else:
+        candidates = [os.path.join(d or ".", cmd) for d in path.split(":")]
+    denied = None
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            denied = denied or f"{c}: is a directory"
+            continue
+        if os.access(c, os.X_OK):
+            return c
+        denied = denied or f"{c}: permission denied"
+    if denied:
+        raise CommandNotExecutable(f"exec {cmd!r}: {denied}")
+    if "/" in cmd:
+        raise CommandNotFound(f"exec {cmd!r}: no such file or directory")
+    raise CommandNotFound(f"exec {cmd!r}: executable file not found in $PATH")
+
+
+def _exec(plan: ChildPlan, path: str) -> None:
+    caps.drop_bounding(plan.caps)
+    if plan.user:
+        uid, gid = plan.user
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)  # a non-root uid loses all capabilities here
+    caps.limit(plan.caps)
+    k.kernel.cloexec_from(3)  # no host fd reaches the command (CVE-2024-21626)
+    try:
+        os.execve(path, plan.argv, plan.env)
+    except OSError as e:
+        cls = CommandNotFound if e.errno == errno.ENOENT else CommandNotExecutable
+        raise cls(f"exec {plan.argv[0]!r}: {e.strerror}") from None
+
+
+def _init_then_exec(chan: _Channel, plan: ChildPlan, path: str) -> None:
+    """--init: stay as a tiny PID 1 that reaps zombies and forwards signals to the command."""
+    child = os.fork()
+    if child == 0:
+        try:
+            _exec(plan, path)
+        except MinirunError as e:
+            _report(chan, e.exit_code, str(e))
+            os._exit(e.exit_code)
+    chan.sock.close()  # the parent sees EOF once the command has exec'd
+    caps.drop_bounding([])
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)

@@ -1,0 +1,1 @@
+"""Container networking: address management, port publishing, bridge and firewall drivers."""

@@ -1,0 +1,204 @@
+"""The bridge driver: a veth "cable" from each container into a Linux bridge "switch".
+
+attach, for container C on network N (bridge B, gateway G):
+  1. (first container on N) ip link add B type bridge; ip addr add G/len dev B; up;
+     sysctl net.ipv4.ip_forward=1; net.ipv4.conf.B.route_localnet=1;
+     the network's firewall rules (masquerade, isolation, forward accepts)
+  2. ip netns attach C PID                 -- so `ip netns` lists it
+  3. ip link add vethXXXX type veth peer name eth0 netns C; ip link set vethXXXX master B up
+  4. inside C: address, eth0 up, lo up, default route via G
+  5. C's published ports: one atomic firewall transaction
+detach undoes it in reverse, firewall first and the bridge last, and only when
+no container is left on the network (netavark's order). Every step is
+idempotent, and detach keeps going past failures.
+
+The address and the host ports are reserved in prepare(), before any kernel
+object exists, and recorded in the container's record so a crash at any later
+point leaves enough to undo everything.
+"""
+from __future__ import annotations
+
+import os
+
+from .. import oplog
+from ..errors import Conflict, MinirunError
+from ..state import Container, Paths, lookup
+from . import netns
+from .firewall import NetworkInfo, PortForward, get_firewall
+from .networks import Network, NetworkStore
+from .plugin import _collect
+from .ports import PortMapping, host_port_in_use, pick_free_port
+from .reservations import PortReservations
+
+PEER_IFNAME = "eth0"
+
+
+def veth_name(cid: str) -> str:
+    """Host end of the cable: derived from the id, within the 15-character limit."""
+    return "veth" + cid[:11]
+
+
+def set_sysctl(path: str, value: str) -> None:
+    full = "/proc/sys/" + path.replace(".", "/")
+    try:
+        with open(full) as f:
+            if f.read().strip() == value:
+                return
+    except OSError:
+        pass
+    oplog.record(f"sysctl -w {path}={value}")
+    with open(full, "w") as f:
+        f.write(value)
+
+
+def _alive(paths: Paths):
+    def is_alive(cid: str) -> bool:
+        try:
+            c = lookup(paths, cid)
+        except MinirunError:
+            return False
+        return c.status() in ("running", "creating")
+    return is_alive
+
+
+class BridgeDriver:
+    name = "bridge"
+    new_netns = True
+
+    def __init__(self, paths: Paths, net: Network, firewall: str):
+        self.paths, self.net, self.firewall_name = paths, net, firewall
+        self.store = NetworkStore(paths)
+        self.reservations = PortReservations(paths.root / "ports")
+
+    @classmethod
+    def for_network(cls, paths: Paths, network: str, firewall: str) -> "BridgeDriver":
+        return cls(paths, NetworkStore(paths).get(network), firewall)
+
+    @classmethod
+    def from_record(cls, paths: Paths, rec: dict, firewall: str | None) -> "BridgeDriver":
+        net = Network(rec["network"], rec["subnet"], rec["gateway"], rec["bridge"])
+        return cls(paths, net, rec.get("firewall") or firewall or "nftables")
+
+    @property
+    def info(self) -> NetworkInfo:
+        return NetworkInfo(self.net.name, self.net.bridge, self.net.subnet, self.net.gateway)
+
+    def _firewall(self):
+        return get_firewall(self.firewall_name, lock_path=self.paths.runroot / "firewall.lock")
+
+    # -- before fork ------------------------------------------------------
+    def check_ports(self, mappings: list[PortMapping]) -> None:
+        """Refuse host ports in use by a host process or another container, creating nothing."""
+        alive = _alive(self.paths)
+        for m in mappings:
+            if m.host_port is None:
+                continue
+            owner = self.reservations.owner(m.proto, m.host_port)
+            if owner and alive(owner):
+                raise Conflict(f"host port {m.host_port}/{m.proto} is already published by "
+                               f"container {_name_of(self.paths, owner)}")
+            if host_port_in_use(m.host_ip, m.host_port, m.proto):
+                raise Conflict(f"host port {m.host_port}/{m.proto} is already in use on "
+                               f"{m.host_ip or 'the host'}")
+
+    def prepare(self, c: Container) -> None:
+        mappings: list[PortMapping] = [PortMapping(**p) for p in c.data.get("port_specs", [])]
+        rec = {"driver": "bridge", "network": self.net.name, "bridge": self.net.bridge,
+               "subnet": self.net.subnet, "gateway": self.net.gateway,
+               "prefixlen": self.net.prefixlen, "veth": veth_name(c.id), "netns": c.name,
+               "firewall": self.firewall_name, "ip": None, "ports": []}
+        c.update(network=rec)  # intent first: a crash from here on is reclaimable
+        rec["ip"] = self.store.ipam(self.net).allocate(c.id, c.data.get("requested_ip"))
+        c.update(network=rec)
+        alive = _alive(self.paths)
+        for m in mappings:
+            port = m.host_port
+            if port is None:
+                port = pick_free_port(m.host_ip, m.proto, self.reservations.taken())
+            self.reservations.reserve(c.id, m.proto, port, alive)
+            rec["ports"].append({"proto": m.proto, "host_ip": m.host_ip, "host_port": port,
+                                 "container_port": m.container_port})
+            c.update(network=rec)
+
+    def join_fd(self, c: Container) -> int | None:
+        return None
+
+    def hosts_entries(self, c: Container) -> list[tuple[str, str]]:
+        ip = c.data["network"]["ip"]
+        names = c.data["hostname"] if c.data["hostname"] == c.name \
+            else f"{c.data['hostname']} {c.name}"
+        return [(ip, names)]
+
+    # -- after fork -------------------------------------------------------
+    def attach(self, c: Container, pid: int) -> None:
+        from .netlink import Netlink
+        rec = c.data["network"]
+        fw = self._firewall()
+        nl = Netlink()
+        try:
+            with self.store.net_lock(self.net):
+                nl.ensure_bridge(self.net.bridge, self.net.gateway, self.net.prefixlen)
+                set_sysctl("net.ipv4.ip_forward", "1")
+                # Only on the bridge, never on "all": DNAT from 127.0.0.1 needs it, and
+                # the firewall drops 127/8 arriving from anywhere but lo (CVE-2020-8558).
+                set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1")
+                fw.setup_network(self.info)
+            netns.attach(rec["netns"], pid)
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                nl.add_veth(rec["veth"], PEER_IFNAME, fd, rec["netns"], self.net.bridge)
+                nl.configure_container(fd, rec["netns"], PEER_IFNAME, rec["ip"],
+                                       rec["prefixlen"], rec["gateway"])
+            finally:
+                os.close(fd)
+            fw.add_container(c.id, self.info, self.forwards(rec))
+        finally:
+            nl.close()
+
+    @staticmethod
+    def forwards(rec: dict) -> list[PortForward]:
+        return [PortForward(p["proto"], p["host_ip"], p["host_port"], rec["ip"],
+                            p["container_port"]) for p in rec.get("ports", [])]
+
+    def detach(self, c: Container) -> list[str]:
+        from .netlink import Netlink
+        rec = c.data.get("network") or {}
+        fw = self._firewall()
+        nl = Netlink()
+        ipam = self.store.ipam(self.net)
+
+        def remove_rules():
+            if rec.get("ip"):
+                fw.remove_container(c.id, self.info, self.forwards(rec))
+            else:
+                fw.purge_container(c.id)
+
+        def release_ports():
+            for p in rec.get("ports", []):
+                self.reservations.release(c.id, p["proto"], p["host_port"])
+
+        def remove_bridge_if_unused():
+            with self.store.net_lock(self.net):
+                if ipam.leases():
+                    return
+                fw.teardown_network(self.info)
+                nl.delete_link(self.net.bridge)
+
+        try:
+            return _collect([
+                remove_rules,
+                lambda: nl.delete_link(rec.get("veth") or veth_name(c.id)),
+                lambda: netns.detach(rec.get("netns") or c.name),
+                lambda: ipam.release(c.id),
+                release_ports,
+                remove_bridge_if_unused,
+            ])
+        finally:
+            nl.close()
+
+
+def _name_of(paths: Paths, cid: str) -> str:
+    try:
+        return lookup(paths, cid).name
+    except MinirunError:
+        return cid[:12]

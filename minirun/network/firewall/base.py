@@ -1,0 +1,178 @@
+"""What every firewall backend shares: the data it is given, the interface, and the runner.
+
+A backend renders its rules as text with pure functions (golden-tested without
+root) and hands the text to a `Runner`, the only object that touches the
+kernel. Tests inject a recording fake runner; the real one is `SystemRunner`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from minirun.errors import MinirunError, UsageError
+
+# Network names, container ids: they end up inside rule text and comments, so
+# only characters that need no quoting anywhere are allowed.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
+PROTOCOLS = ("tcp", "udp")
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """One minirun network = one bridge."""
+
+    name: str      # network name, e.g. "minirun"
+    bridge: str    # bridge ifname, e.g. "minirun0"
+    subnet: str    # "10.88.5.0/24"
+    gateway: str   # "10.88.5.1" (address of the bridge)
+
+    def __post_init__(self) -> None:
+        check_name("network name", self.name)
+        if not _IFNAME.match(self.bridge):
+            raise UsageError(f"firewall: invalid bridge name {self.bridge!r}")
+        try:
+            net = ipaddress.IPv4Network(self.subnet, strict=True)
+            gw = ipaddress.IPv4Address(self.gateway)
+        except ValueError as exc:
+            raise UsageError(f"firewall: network {self.name}: {exc}") from None
+        if gw not in net:
+            raise UsageError(f"firewall: network {self.name}: gateway {gw} outside {net}")
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """One published port, already resolved."""
+
+    proto: str             # "tcp" | "udp"
+    host_ip: str | None    # None = every local address of the host (incl. 127.0.0.1)
+    host_port: int
+    container_ip: str
+    container_port: int
+
+    def __post_init__(self) -> None:
+        if self.proto not in PROTOCOLS:
+            raise UsageError(f"firewall: invalid protocol {self.proto!r}")
+        for port in (self.host_port, self.container_port):
+            if not isinstance(port, int) or not 1 <= port <= 65535:
+                raise UsageError(f"firewall: invalid port {port!r}")
+        try:
+            ipaddress.IPv4Address(self.container_ip)
+            if self.host_ip is not None:
+                ipaddress.IPv4Address(self.host_ip)
+        except ValueError as exc:
+            raise UsageError(f"firewall: {exc}") from None
+
+    def __str__(self) -> str:
+        return (f"{self.host_ip or '0.0.0.0'}:{self.host_port}->"
+                f"{self.container_ip}:{self.container_port}/{self.proto}")
+
+
+def check_name(what: str, value: str) -> str:
+    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+        raise UsageError(f"firewall: invalid {what} {value!r}")
+    return value
+
+
+class Firewall(Protocol):
+    name: str  # "nftables" | "iptables"
+
+    def setup_network(self, net: NetworkInfo) -> None: ...
+    def teardown_network(self, net: NetworkInfo) -> None: ...
+    def add_container(self, container_id: str, net: NetworkInfo,
+                      forwards: list[PortForward]) -> None: ...
+    def remove_container(self, container_id: str, net: NetworkInfo,
+                         forwards: list[PortForward]) -> None: ...
+    def container_ids(self) -> set[str]: ...
+    def purge_container(self, container_id: str) -> None: ...
+    def network_names(self) -> set[str]: ...
+
+
+# -- running ---------------------------------------------------------------
+
+class CommandFailed(Exception):
+    """A runner command failed; `message` is the tool's first meaningful error line."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Runner(Protocol):
+    def nft(self, script: str, *, json: bool = False) -> str:
+        """Run an nft script as one transaction; return its output (JSON if asked)."""
+
+    def run(self, argv: Sequence[str], input: str | None = None) -> str:
+        """Run a tool (iptables-restore, iptables-save); return its stdout."""
+
+    def available(self, tool: str) -> bool:
+        """Whether `tool` (e.g. "iptables-restore") can be run."""
+
+
+def first_error_line(text: str) -> str:
+    """The line of a tool's stderr worth showing: nft's `Error: ...`, else the first one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "Error:" in line:  # nft prefixes a location: "/dev/stdin:1:1-20: Error: ..."
+            return line[line.index("Error:") + len("Error:"):].strip()
+    if not lines:
+        return "failed"
+    # "iptables-restore v1.8.9 (nf_tables): Chain 'X' does not exist" -> the message
+    return re.sub(r"^\S+ v[0-9.]+ \([^)]*\): ", "", lines[0])
+
+
+class SystemRunner:
+    """The real runner: libnftables in-process (falls back to `nft -f -`), tools by exec."""
+
+    _TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+    def __init__(self, use_library: bool = True):
+        self._lib = None
+        if use_library:
+            from minirun.network.firewall import _libnft
+            self._lib = _libnft.load()
+
+    def nft(self, script: str, *, json: bool = False) -> str:
+        if self._lib is not None:
+            return self._lib.run(script, json=json)
+        argv = ["nft"] + (["-j"] if json else []) + ["-f", "-"]
+        return self.run(argv, input=script)
+
+    def _which(self, tool: str) -> str | None:
+        for d in self._TOOL_DIRS:
+            path = os.path.join(d, tool)
+            if os.access(path, os.X_OK):
+                return path
+        return None
+
+    def available(self, tool: str) -> bool:
+        return self._which(tool) is not None
+
+    def run(self, argv: Sequence[str], input: str | None = None) -> str:
+        exe = self._which(argv[0]) or argv[0]
+        try:
+            res = subprocess.run([exe, *argv[1:]], input=input, capture_output=True, text=True,
+                                 stdin=None if input is not None else subprocess.DEVNULL)
+        except OSError as exc:
+            raise CommandFailed(f"{argv[0]}: {exc.strerror}") from None
+        if res.returncode != 0:
+            raise CommandFailed(first_error_line(res.stderr or res.stdout))
+        return res.stdout
+
+
+def default_lock_path() -> Path:
+    return Path(os.environ.get("MINIRUN_RUNROOT", "/run/minirun")) / "firewall.lock"
+
+
+def heredoc(command: str, text: str) -> str:
+    """The shell form of feeding `text` to `command`, for the operation log."""
+    return f"{command} <<'EOF'\n{text.rstrip(chr(10))}\nEOF"
+
+
+def fail(tool: str, op: str, exc: CommandFailed) -> MinirunError:
+    return MinirunError(f"{tool}: {op}: {exc.message}")

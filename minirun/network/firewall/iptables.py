@@ -1,0 +1,338 @@
+"""The iptables backend: minirun's own chains, one jump from each built-in chain.
+
+    raw     PREROUTING  -> MINIRUN-PREROUTING   drop 127.0.0.0/8 arriving on anything but lo
+                                                (route_localnet is on for the bridges: CVE-2020-8558)
+    nat     PREROUTING, OUTPUT (-m addrtype --dst-type LOCAL) -> MINIRUN-DNAT
+                                                one DNAT rule per published port, tagged
+                                                "minirun:<container id>"; host-address rules
+                                                are inserted first, any-address ones appended
+            POSTROUTING -> MINIRUN-POSTROUTING   per network: egress masquerade (subnet leaving by
+                                                another interface), 127.0.0.0/8 leaving on the
+                                                bridge (localhost publishing), DNATed subnet
+                                                traffic back out the bridge (hairpin)
+    filter  FORWARD     -> MINIRUN-FORWARD      1. -j MINIRUN-USER  (the admin hook)
+                                                2. -j MINIRUN-INGRESS: per network, into the
+                                                   bridge only replies, DNATed (published)
+                                                   traffic and same-bridge traffic; the rest
+                                                   DROP (isolation between networks, no routing
+                                                   to unpublished ports from the LAN)
+                                                3. per network: -i <bridge> -j ACCEPT (egress)
+
+Every per-network rule carries `-m comment --comment "minirun:net:<name>"`.
+The jumps are inserted at position 1 of the built-in chains, so minirun's
+traffic flows even when the FORWARD policy is DROP; nothing else is ever
+flushed, reordered or edited. Each change is ONE `iptables-restore -w --noflush`
+batch (atomic in the nf_tables flavour). Changes read `iptables-save` first and
+are taken under an flock (`lock_path`), so concurrent setups add nothing twice.
+When no network is left and MINIRUN-USER is empty, the jumps and chains go.
+
+Admin hook: chain MINIRUN-USER (filter) is jumped to first from MINIRUN-FORWARD
+and is never flushed or deleted while it has rules. Put your own filtering of
+container traffic there, e.g. `iptables -A MINIRUN-USER -i eth0 -o minirun0 -j DROP`;
+RETURN (or falling off the end) hands the packet back to minirun. DNAT has
+happened already, so match the container's address/port, or use
+`-m conntrack --ctorigdstport 8080`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minirun import oplog
+from minirun.errors import Conflict
+from minirun.fsutil import locked
+from minirun.network.firewall.base import (CommandFailed, NetworkInfo, PortForward, Runner,
+                                           check_name, default_lock_path, fail, heredoc)
+
+TABLES = ("raw", "nat", "filter")
+USER_CHAIN = "MINIRUN-USER"
+
+# table -> minirun chains, jumps from built-in chains, constant rules of a new chain
+CHAINS = {
+    "raw": ["MINIRUN-PREROUTING"],
+    "nat": ["MINIRUN-DNAT", "MINIRUN-POSTROUTING"],
+    "filter": ["MINIRUN-FORWARD", USER_CHAIN, "MINIRUN-INGRESS"],
+}
+JUMPS = {
+    "raw": [("PREROUTING", "-j MINIRUN-PREROUTING")],
+    "nat": [("PREROUTING", "-m addrtype --dst-type LOCAL -j MINIRUN-DNAT"),
+            ("OUTPUT", "-m addrtype --dst-type LOCAL -j MINIRUN-DNAT"),
+            ("POSTROUTING", "-j MINIRUN-POSTROUTING")],
+    "filter": [("FORWARD", "-j MINIRUN-FORWARD")],
+}
+STATIC = {
+    "MINIRUN-PREROUTING": ["-d 127.0.0.0/8 ! -i lo -j DROP"],
+    "MINIRUN-FORWARD": [f"-j {USER_CHAIN}", "-j MINIRUN-INGRESS"],
+}
+
+
+def net_tag(name: str) -> str:
+    return f'-m comment --comment "minirun:net:{name}"'
+
+
+def container_tag(cid: str) -> str:
+    return f'-m comment --comment "minirun:{cid}"'
+
+
+_TAG = re.compile(r'--comment "minirun:([^"]*)"')
+
+
+# -- iptables-save, parsed ----------------------------------------------------
+
+@dataclass
+class Table:
+    chains: dict[str, str] = field(default_factory=dict)  # name -> policy ("-" for user chains)
+    rules: list[str] = field(default_factory=list)        # "-A CHAIN ..." lines, in order
+
+    def chain_rules(self, chain: str) -> list[str]:
+        return [r for r in self.rules if r.split(" ", 2)[1] == chain]
+
+
+def parse_save(text: str) -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:], Table())
+        elif current is None or not line or line.startswith("#") or line == "COMMIT":
+            continue
+        elif line.startswith(":"):
+            name, policy = line[1:].split()[:2]
+            current.chains[name] = policy
+        elif line.startswith("-A "):
+            current.rules.append(line)
+    return tables
+
+
+def tags(saved: dict[str, Table]) -> list[str]:
+    return [m.group(1) for t in saved.values() for r in t.rules for m in _TAG.finditer(r)]
+
+
+def _delete(rule: str) -> str:
+    """The `-D` line removing a saved `-A` rule."""
+    return "-D " + rule[3:]
+
+
+def _batch(parts: dict[str, list[str]]) -> str:
+    return "".join(f"*{t}\n" + "".join(f"{l}\n" for l in parts[t]) + "COMMIT\n"
+                   for t in TABLES if parts.get(t))
+
+
+# -- pure renderers -----------------------------------------------------------
+
+def network_rules(net: NetworkInfo) -> dict[str, list[str]]:
+    """The `-A` lines of one network, per table, exactly as iptables-save prints them."""
+    tag, b, s = net_tag(net.name), net.bridge, net.subnet
+    return {
+        "nat": [
+            f"-A MINIRUN-POSTROUTING -s {s} ! -o {b} {tag} -j MASQUERADE",
+            f"-A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o {b} {tag} -j MASQUERADE",
+            f"-A MINIRUN-POSTROUTING -s {s} -o {b} -m conntrack --ctstate DNAT {tag} -j MASQUERADE",
+        ],
+        "filter": [
+            f"-A MINIRUN-INGRESS -o {b} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT",
+            f"-A MINIRUN-INGRESS -o {b} -m conntrack --ctstate DNAT {tag} -j ACCEPT",
+            f"-A MINIRUN-INGRESS -i {b} -o {b} {tag} -j ACCEPT",
+            f"-A MINIRUN-INGRESS -o {b} {tag} -j DROP",
+            f"-A MINIRUN-FORWARD -i {b} {tag} -j ACCEPT",
+        ],
+    }
+
+
+def render_setup_network(net: NetworkInfo, saved: str = "") -> str:
+    """What to add, given the current `iptables-save` output, for `net` to be set up."""
+    state = parse_save(saved)
+    want = network_rules(net)
+    parts: dict[str, list[str]] = {}
+    for t in TABLES:
+        table = state.get(t, Table())
+        new = [c for c in CHAINS[t] if c not in table.chains]
+        lines = [f":{c} - [0:0]" for c in new]
+        lines += [f"-A {c} {r}" for c in new for r in STATIC.get(c, [])]
+        for builtin, spec in JUMPS[t]:
+            if f"-A {builtin} {spec}" not in table.rules:
+                lines.append(f"-I {builtin} 1 {spec}")
+        if not any(net_tag(net.name) in r for r in table.rules):
+            lines += want.get(t, [])
+        parts[t] = lines
+    return _batch(parts)
+
+
+def render_teardown_network(net: NetworkInfo, saved: str) -> str:
+    """Remove the network's rules; the jumps and chains too when nothing else needs them."""
+    state = parse_save(saved)
+    others = {t for t in tags(state) if t.startswith("net:")} - {f"net:{net.name}"}
+    user = state.get("filter", Table()).chain_rules(USER_CHAIN)
+    parts: dict[str, list[str]] = {}
+    if not others and not user:
+        for t in TABLES:
+            table = state.get(t)
+            if table is None:
+                continue
+            mine = [c for c in CHAINS[t] if c in table.chains]
+            jumps = [r for r in table.rules
+                     if r.split(" ", 2)[1] not in CHAINS[t] and re.search(r" -j (MINIRUN-\S+)$", r)
+                     and r.rsplit(" ", 1)[1] in mine]
+            parts[t] = ([_delete(r) for r in jumps] + [f"-F {c}" for c in mine]
+                        + [f"-X {c}" for c in mine])
+    else:
+        for t, table in state.items():
+            if t in TABLES:
+                parts[t] = [_delete(r) for r in table.rules if net_tag(net.name) in r]
+    return _batch(parts)
+
+
+def dnat_rule(cid: str, fw: PortForward) -> str:
+    dst = f"-d {fw.host_ip}/32 " if fw.host_ip else ""
+    return (f"-A MINIRUN-DNAT {dst}-p {fw.proto} -m {fw.proto} --dport {fw.host_port} "
+            f"{container_tag(cid)} -j DNAT --to-destination {fw.container_ip}:{fw.container_port}")
+
+
+_DNAT = re.compile(r"-A MINIRUN-DNAT (?:-d (\S+)/32 )?-p (\w+) -m \w+ --dport (\d+) "
+                   r'-m comment --comment "minirun:([^"]*)"')
+
+
+def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                         saved: str = "") -> str:
+    """One batch adding the container's DNAT rules (those not already there).
+
+    Raises Conflict when another container already has a rule for the same port.
+    """
+    check_name("container id", container_id)
+    present = parse_save(saved).get("nat", Table()).rules
+    owners = {}
+    for r in present:
+        m = _DNAT.match(r)
+        if m:
+            owners[(m.group(1), m.group(2), int(m.group(3)))] = m.group(4)
+    lines = []
+    for fw in forwards:
+        rule = dnat_rule(container_id, fw)
+        if rule in present:
+            continue
+        owner = owners.get((fw.host_ip, fw.proto, fw.host_port))
+        if owner is not None and owner != container_id:
+            raise Conflict(f"iptables: add container {container_id}: host port "
+                           f"{fw.host_ip or '0.0.0.0'}:{fw.host_port}/{fw.proto} "
+                           f"is already published by {owner}")
+        # Host-address rules go first so that they win over any-address ones.
+        lines.append(rule.replace("-A MINIRUN-DNAT", "-I MINIRUN-DNAT 1", 1) if fw.host_ip else rule)
+    return _batch({"nat": lines})
+
+
+def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                            saved: str | None = None) -> str:
+    """Delete the container's DNAT rules; with `saved`, only those present."""
+    check_name("container id", container_id)
+    present = None if saved is None else parse_save(saved).get("nat", Table()).rules
+    lines = [_delete(r) for r in dict.fromkeys(dnat_rule(container_id, fw) for fw in forwards)
+             if present is None or r in present]
+    return _batch({"nat": lines})
+
+
+def render_purge_container(container_id: str, saved: str) -> str:
+    """Delete every rule tagged with this container id."""
+    check_name("container id", container_id)
+    tag = container_tag(container_id)
+    return _batch({t: [_delete(r) for r in table.rules if tag in r]
+                   for t, table in parse_save(saved).items()})
+
+
+# -- for the nftables backend: open iptables' FORWARD for minirun's bridges ----
+
+COMPAT_CHAIN = "MINIRUN-FORWARD"
+
+
+def compat_rules(net: NetworkInfo) -> list[str]:
+    tag, b = net_tag(net.name), net.bridge
+    return [f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT",
+            f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate DNAT {tag} -j ACCEPT",
+            f"-A {COMPAT_CHAIN} -i {b} {tag} -j ACCEPT"]
+
+
+def render_forward_compat_setup(net: NetworkInfo, saved: str) -> str:
+    table = parse_save(saved).get("filter", Table())
+    lines = []
+    if COMPAT_CHAIN not in table.chains:
+        lines.append(f":{COMPAT_CHAIN} - [0:0]")
+    if f"-A FORWARD -j {COMPAT_CHAIN}" not in table.rules:
+        lines.append(f"-I FORWARD 1 -j {COMPAT_CHAIN}")
+    if not any(net_tag(net.name) in r for r in table.rules):
+        lines += compat_rules(net)
+    return _batch({"filter": lines})
+
+
+def render_forward_compat_teardown(net: NetworkInfo, saved: str) -> str:
+    table = parse_save(saved).get("filter", Table())
+    if COMPAT_CHAIN not in table.chains:
+        return ""
+    mine = table.chain_rules(COMPAT_CHAIN)
+    if all(net_tag(net.name) in r for r in mine):  # the last network: everything goes
+        lines = [_delete(r) for r in table.rules if r == f"-A FORWARD -j {COMPAT_CHAIN}"]
+        lines += [f"-F {COMPAT_CHAIN}", f"-X {COMPAT_CHAIN}"]
+    else:
+        lines = [_delete(r) for r in mine if net_tag(net.name) in r]
+    return _batch({"filter": lines})
+
+
+# -- the backend --------------------------------------------------------------
+
+RESTORE = ["iptables-restore", "-w", "--noflush"]
+
+
+def apply_restore(runner: Runner, op: str, text: str) -> None:
+    if not text:
+        return
+    oplog.record(heredoc(" ".join(RESTORE), text))
+    try:
+        runner.run(RESTORE, input=text)
+    except CommandFailed as exc:
+        raise fail("iptables-restore", op, exc) from None
+
+
+class IptablesFirewall:
+    name = "iptables"
+
+    def __init__(self, runner: Runner, lock_path: Path | str | None = None):
+        self.runner = runner
+        self.lock_path = Path(lock_path) if lock_path else default_lock_path()
+
+    def _save(self, op: str) -> str:
+        try:
+            return self.runner.run(["iptables-save"])
+        except CommandFailed as exc:
+            raise fail("iptables-save", op, exc) from None
+
+    def _change(self, op: str, render) -> None:
+        with locked(self.lock_path):
+            apply_restore(self.runner, op, render(self._save(op)))
+
+    def setup_network(self, net: NetworkInfo) -> None:
+        self._change(f"set up network {net.name}", lambda s: render_setup_network(net, s))
+
+    def teardown_network(self, net: NetworkInfo) -> None:
+        self._change(f"tear down network {net.name}", lambda s: render_teardown_network(net, s))
+
+    def add_container(self, container_id: str, net: NetworkInfo,
+                      forwards: list[PortForward]) -> None:
+        self._change(f"add container {container_id}",
+                     lambda s: render_add_container(container_id, net, forwards, s))
+
+    def remove_container(self, container_id: str, net: NetworkInfo,
+                         forwards: list[PortForward]) -> None:
+        self._change(f"remove container {container_id}",
+                     lambda s: render_remove_container(container_id, net, forwards, s))
+
+    def purge_container(self, container_id: str) -> None:
+        self._change(f"purge container {container_id}",
+                     lambda s: render_purge_container(container_id, s))
+
+    def container_ids(self) -> set[str]:
+        return {t for t in tags(parse_save(self._save("list containers")))
+                if not t.startswith("net:")}
+
+    def network_names(self) -> set[str]:
+        return {t[4:] for t in tags(parse_save(self._save("list networks")))
+                if t.startswith("net:")}

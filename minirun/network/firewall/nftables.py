@@ -1,0 +1,366 @@
+"""The nftables backend (the default): one table, `ip minirun`, of minirun's own.
+
+The ruleset is constant; networks and containers only add and remove ELEMENTS
+of sets and maps, each element tagged with a comment (the network name or the
+container id). So starting a container is one `create element` transaction
+whose cost does not grow with the number of containers, and every change is
+atomic (one `nft -f` batch, applied in-process through libnftables).
+
+    table ip minirun
+      set bridges       { type ifname }                     "minirun0"              comment <network>
+      set bridge_pairs  { type ifname . ifname }            "minirun0" . "minirun0" comment <network>
+      set subnets       { type ipv4_addr; flags interval }  10.88.5.0/24            comment <network>
+      map ports_tcp     { inet_service : ipv4_addr . inet_service }       published on every address
+      map hostports_tcp { ipv4_addr . inet_service : ipv4_addr . inet_service }  on one host address
+      (ports_udp, hostports_udp alike)                                    comment <container id>
+
+      raw_prerouting  (prerouting, raw)  drop 127.0.0.0/8 arriving on anything but lo. The
+                      bridge driver sets route_localnet=1 on the bridges, so without this a
+                      container (or a LAN host) could reach the host's 127.0.0.1 services and
+                      ports published on 127.0.0.1 (CVE-2020-8558).
+      prerouting, output (nat, dstnat)  `fib daddr type local` -> publish: DNAT through the
+                      maps, host-address entries first; output covers the host itself,
+                      127.0.0.1 included.
+      postrouting (nat, srcnat)  masquerade: the subnets leaving through anything but a minirun
+                      bridge (egress); 127.0.0.0/8 sources leaving on a bridge (localhost
+                      publishing); DNATed traffic from a subnet going back out a bridge (hairpin).
+      forward (filter)  `jump user` first, then into a bridge only: replies (established,
+                      related), published ports (ct status dnat) and traffic from the same
+                      bridge. So networks are isolated from each other and the LAN cannot reach
+                      unpublished container ports by routing to the subnet.
+      user            the ADMIN HOOK (below).
+
+Idempotent and race-safe setup: every setup_network is ONE transaction that
+`add`s the table, sets, maps and chains (no error when present), FLUSHES minirun's
+base chains (never `user`) and re-adds their constant rules, then adds the
+network's elements. The kernel serialises transactions, so any number of
+concurrent setups leave exactly one copy of each rule. Teardown and the
+decision to delete the table (no network left and `user` empty) are taken
+under an flock (`lock_path`), as is reading-then-deleting elements.
+
+Admin hook: chain `user` in table `ip minirun` is jumped to first from minirun's
+forward chain, for every forwarded packet. minirun never flushes it, and never
+deletes the table while it has rules. A `drop` there is final; an `accept` only
+ends minirun's own chain (it skips minirun's isolation, nothing else). Match a
+published port by its container-side address, or by `ct original proto-dst`:
+    nft add rule ip minirun user iifname "eth0" ct original proto-dst 8080 drop
+
+FORWARD policy drop: in nftables an accept in one base chain does not override a
+drop in another, so minirun's own chain cannot help when iptables' `filter FORWARD`
+drops (Docker sets that policy). When `table ip filter` has a FORWARD chain
+(whatever its policy: it may turn to drop later), setup_network adds, THROUGH
+iptables-restore (so iptables keeps understanding its table), one jump
+`-I FORWARD 1 -j MINIRUN-FORWARD` and a chain MINIRUN-FORWARD that accepts, per
+network, replies and DNATed traffic into the bridge and everything leaving it;
+minirun's nft forward chain still does the dropping. Tagged
+`minirun:net:<name>`; the chain and jump go with the last network. A drop
+policy in another nftables table of the administrator's is theirs to open.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minirun import oplog
+from minirun.errors import Conflict, MinirunError
+from minirun.fsutil import locked
+from minirun.network.firewall import iptables as _ipt
+from minirun.network.firewall.base import (CommandFailed, NetworkInfo, PortForward, PROTOCOLS,
+                                           Runner, check_name, default_lock_path, fail, heredoc)
+
+TABLE = "ip minirun"
+NET_SETS = ("bridges", "bridge_pairs", "subnets")
+PORT_MAPS = tuple(f"{kind}_{proto}" for proto in PROTOCOLS for kind in ("hostports", "ports"))
+BASE_CHAINS = ("raw_prerouting", "prerouting", "output", "postrouting", "forward", "publish")
+
+_DECLARATIONS = f"""\
+add table {TABLE}
+add set {TABLE} bridges {{ type ifname; }}
+add set {TABLE} bridge_pairs {{ type ifname . ifname; }}
+add set {TABLE} subnets {{ type ipv4_addr; flags interval; }}
+add map {TABLE} hostports_tcp {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}
+add map {TABLE} ports_tcp {{ type inet_service : ipv4_addr . inet_service; }}
+add map {TABLE} hostports_udp {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}
+add map {TABLE} ports_udp {{ type inet_service : ipv4_addr . inet_service; }}
+add chain {TABLE} raw_prerouting {{ type filter hook prerouting priority raw; policy accept; }}
+add chain {TABLE} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
+add chain {TABLE} output {{ type nat hook output priority -100; policy accept; }}
+add chain {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
+add chain {TABLE} forward {{ type filter hook forward priority filter; policy accept; }}
+add chain {TABLE} publish
+add chain {TABLE} user
+"""
+
+_RULES = f"""\
+add rule {TABLE} raw_prerouting iifname != "lo" ip daddr 127.0.0.0/8 drop
+add rule {TABLE} prerouting fib daddr type local jump publish
+add rule {TABLE} output fib daddr type local jump publish
+add rule {TABLE} publish dnat to ip daddr . tcp dport map @hostports_tcp
+add rule {TABLE} publish dnat to tcp dport map @ports_tcp
+add rule {TABLE} publish dnat to ip daddr . udp dport map @hostports_udp
+add rule {TABLE} publish dnat to udp dport map @ports_udp
+add rule {TABLE} postrouting ip saddr @subnets oifname != @bridges masquerade
+add rule {TABLE} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
+add rule {TABLE} postrouting ct status dnat ip saddr @subnets oifname @bridges masquerade
+add rule {TABLE} forward jump user
+add rule {TABLE} forward oifname @bridges ct state established,related accept
+add rule {TABLE} forward oifname @bridges ct status dnat accept
+add rule {TABLE} forward oifname @bridges iifname . oifname != @bridge_pairs drop
+"""
+
+
+# -- the state read back from the kernel -------------------------------------
+
+@dataclass(frozen=True)
+class Element:
+    key: str                  # nft text of the key: 8080, 127.0.0.1 . 8080, "minirun0"
+    comment: str | None = None
+    value: str | None = None  # nft text of a map's value: 10.88.5.2 . 80
+
+
+@dataclass
+class NftState:
+    """What `nft -j list table ip minirun` says, reduced to what minirun decides on."""
+
+    exists: bool = False
+    elements: dict[str, list[Element]] = field(default_factory=dict)
+    user_rules: int = 0
+
+    def find(self, set_name: str, key: str) -> Element | None:
+        return next((e for e in self.elements.get(set_name, []) if e.key == key), None)
+
+    def networks(self) -> set[str]:
+        return {e.comment for s in NET_SETS for e in self.elements.get(s, []) if e.comment}
+
+    def containers(self) -> set[str]:
+        return {e.comment for m in PORT_MAPS for e in self.elements.get(m, []) if e.comment}
+
+
+def _types(t) -> list[str]:
+    if isinstance(t, list):
+        return t
+    return [p.strip() for p in str(t).split(" . ")]
+
+
+def _text(val, types: list[str]) -> str:
+    if isinstance(val, dict) and "concat" in val:
+        return " . ".join(_text(v, [t]) for v, t in zip(val["concat"], types))
+    if isinstance(val, dict) and "prefix" in val:
+        return f"{val['prefix']['addr']}/{val['prefix']['len']}"
+    if isinstance(val, dict) and "range" in val:
+        return "-".join(str(v) for v in val["range"])
+    if isinstance(val, str) and types and types[0] == "ifname":
+        return f'"{val}"'
+    return str(val)
+
+
+def parse_state(listing: str) -> NftState:
+    """Parse the JSON listing of `table ip minirun` (empty text = no table)."""
+    state = NftState()
+    if not listing.strip():
+        return state
+    for obj in json.loads(listing).get("nftables", []):
+        if "table" in obj:
+            state.exists = True
+        kind = "set" if "set" in obj else "map" if "map" in obj else None
+        if kind:
+            s = obj[kind]
+            keyt = _types(s["type"])
+            valt = _types(s.get("map", ""))
+            elems = []
+            for raw in s.get("elem", []):
+                value = None
+                if kind == "map":
+                    raw, value = raw[0], _text(raw[1], valt)
+                comment = None
+                if isinstance(raw, dict) and "elem" in raw:
+                    comment = raw["elem"].get("comment")
+                    raw = raw["elem"]["val"]
+                elems.append(Element(_text(raw, keyt), comment, value))
+            state.elements[s["name"]] = elems
+        if "rule" in obj and obj["rule"].get("chain") == "user":
+            state.user_rules += 1
+    return state
+
+
+# -- pure renderers -----------------------------------------------------------
+
+def _map_entry(fw: PortForward) -> tuple[str, str, str]:
+    """(map name, key text, value text) of one published port."""
+    value = f"{fw.container_ip} . {fw.container_port}"
+    if fw.host_ip is None:
+        return f"ports_{fw.proto}", str(fw.host_port), value
+    return f"hostports_{fw.proto}", f"{fw.host_ip} . {fw.host_port}", value
+
+
+def _net_elements(net: NetworkInfo) -> list[tuple[str, str]]:
+    return [("bridges", f'"{net.bridge}"'),
+            ("bridge_pairs", f'"{net.bridge}" . "{net.bridge}"'),
+            ("subnets", net.subnet)]
+
+
+def render_base() -> str:
+    """minirun's table, sets, maps and chains, and the constant rules (flushed and re-added)."""
+    flush = "".join(f"flush chain {TABLE} {c}\n" for c in BASE_CHAINS)
+    return _DECLARATIONS + flush + _RULES
+
+
+def render_setup_network(net: NetworkInfo) -> str:
+    elements = "".join(f'add element {TABLE} {s} {{ {key} comment "{net.name}" }}\n'
+                       for s, key in _net_elements(net))
+    return render_base() + elements
+
+
+def render_teardown_network(net: NetworkInfo, state: NftState) -> str:
+    """Delete the network's elements that are there; the whole table if nothing else is left."""
+    if not state.exists:
+        return ""
+    if not (state.networks() - {net.name}) and state.user_rules == 0:
+        return f"delete table {TABLE}\n"
+    out = []
+    for s, key in _net_elements(net):
+        e = state.find(s, key)
+        if e is not None and e.comment == net.name:
+            out.append(f"delete element {TABLE} {s} {{ {key} }}\n")
+    return "".join(out)
+
+
+def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward]) -> str:
+    check_name("container id", container_id)
+    out = []
+    for fw in forwards:
+        name, key, value = _map_entry(fw)
+        out.append(f'create element {TABLE} {name} {{ {key} comment "{container_id}" : {value} }}\n')
+    return "".join(out)
+
+
+def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                            state: NftState | None = None) -> str:
+    """Delete the container's map elements; with `state`, only those present and tagged with its id."""
+    check_name("container id", container_id)
+    out = []
+    for fw in forwards:
+        name, key, _ = _map_entry(fw)
+        if state is not None:
+            e = state.find(name, key)
+            if e is None or e.comment != container_id:
+                continue
+        out.append(f"delete element {TABLE} {name} {{ {key} }}\n")
+    return "".join(dict.fromkeys(out))
+
+
+def render_purge_container(container_id: str, state: NftState) -> str:
+    """Delete every map element tagged with this container id."""
+    check_name("container id", container_id)
+    return "".join(f"delete element {TABLE} {m} {{ {e.key} }}\n"
+                   for m in PORT_MAPS for e in state.elements.get(m, [])
+                   if e.comment == container_id)
+
+
+# -- the backend --------------------------------------------------------------
+
+class NftablesFirewall:
+    name = "nftables"
+
+    def __init__(self, runner: Runner, lock_path: Path | str | None = None):
+        self.runner = runner
+        self.lock_path = Path(lock_path) if lock_path else default_lock_path()
+
+    # plumbing
+    def _apply(self, op: str, script: str) -> None:
+        if not script:
+            return
+        oplog.record(heredoc("nft -f -", script))
+        try:
+            self.runner.nft(script)
+        except CommandFailed as exc:
+            raise fail("nft", op, exc) from None
+
+    def _state(self) -> NftState:
+        try:
+            return parse_state(self.runner.nft(f"list table {TABLE}", json=True))
+        except CommandFailed as exc:
+            if "No such file or directory" in exc.message:
+                return NftState()
+            raise fail("nft", f"list table {TABLE}", exc) from None
+
+    def _iptables_forward_exists(self) -> bool:
+        if not self.runner.available("iptables-restore"):
+            return False
+        try:
+            self.runner.nft("list chain ip filter FORWARD", json=True)
+            return True
+        except CommandFailed:
+            return False
+
+    def _compat(self, op: str, render) -> None:
+        """Apply the iptables FORWARD compatibility rules rendered from iptables-save output."""
+        try:
+            saved = self.runner.run(["iptables-save", "-t", "filter"])
+        except CommandFailed as exc:
+            raise fail("iptables-save", op, exc) from None
+        text = render(saved)
+        if text:
+            _ipt.apply_restore(self.runner, op, text)
+
+    # interface
+    def setup_network(self, net: NetworkInfo) -> None:
+        with locked(self.lock_path):
+            self._apply(f"set up network {net.name}", render_setup_network(net))
+            if self._iptables_forward_exists():
+                self._compat(f"set up network {net.name}",
+                             lambda saved: _ipt.render_forward_compat_setup(net, saved))
+
+    def teardown_network(self, net: NetworkInfo) -> None:
+        with locked(self.lock_path):
+            self._apply(f"tear down network {net.name}", render_teardown_network(net, self._state()))
+            if self.runner.available("iptables-save"):
+                self._compat(f"tear down network {net.name}",
+                             lambda saved: _ipt.render_forward_compat_teardown(net, saved))
+
+    def add_container(self, container_id: str, net: NetworkInfo,
+                      forwards: list[PortForward]) -> None:
+        op = f"add container {container_id}"
+        script = render_add_container(container_id, net, forwards)
+        if not script:
+            return
+        with locked(self.lock_path):
+            oplog.record(heredoc("nft -f -", script))
+            try:
+                self.runner.nft(script)
+                return
+            except CommandFailed as exc:
+                if "File exists" not in exc.message:
+                    raise fail("nft", op, exc) from None
+            # Some key is taken: ours from an earlier attempt (fine), or another's (refuse).
+            state = self._state()
+            missing = []
+            for fw in forwards:
+                name, key, value = _map_entry(fw)
+                e = state.find(name, key)
+                if e is None:
+                    missing.append(fw)
+                elif e.comment != container_id or e.value != value:
+                    raise Conflict(f"nft: {op}: host port {fw.host_ip or '0.0.0.0'}:"
+                                   f"{fw.host_port}/{fw.proto} is already published "
+                                   f"by {e.comment or 'someone else'}")
+            self._apply(op, render_add_container(container_id, net, missing))
+
+    def remove_container(self, container_id: str, net: NetworkInfo,
+                         forwards: list[PortForward]) -> None:
+        with locked(self.lock_path):
+            state = self._state()
+            self._apply(f"remove container {container_id}",
+                        render_remove_container(container_id, net, forwards, state))
+
+    def purge_container(self, container_id: str) -> None:
+        with locked(self.lock_path):
+            self._apply(f"purge container {container_id}",
+                        render_purge_container(container_id, self._state()))
+
+    def container_ids(self) -> set[str]:
+        return self._state().containers()
+
+    def network_names(self) -> set[str]:
+        return self._state().networks()

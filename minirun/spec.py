@@ -1,0 +1,160 @@
+"""What the user asked for, validated: frozen dataclasses and checks of all user input.
+
+Everything here is pure (no side effects) except reading the rootfs and env
+files the user named. `minirun run` builds a ContainerSpec before it creates
+anything, so bad input never leaves anything behind.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_MAX = 128
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+                         r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENV_NAME_RE = re.compile(r"^[^=\0]+$")
+
+
+def check_name(name: str, what: str = "container name") -> str:
+    if len(name) > NAME_MAX:
+        raise UsageError(f"invalid {what}: longer than {NAME_MAX} characters")
+    if not NAME_RE.match(name):
+        raise UsageError(f"invalid {what} {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
+    return name
+
+
+def check_hostname(name: str) -> str:
+    if len(name) > 64 or not HOSTNAME_RE.match(name):
+        raise UsageError(f"invalid hostname {name!r}")
+    return name
+
+
+def check_rootfs(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"rootfs {path!r} does not exist")
+    if not p.is_dir():
+        raise UsageError(f"rootfs {path!r} is not a directory")
+    real = os.path.realpath(path)
+    if real == "/":
+        raise UsageError("rootfs must not be the host's root directory '/'")
+    return real
+
+
+def parse_env(items: tuple[str, ...], files: tuple[str, ...] = ()) -> dict[str, str]:
+    """-e NAME=VALUE, -e NAME (copied from minirun's own environment, as Docker does), --env-file."""
+    env: dict[str, str] = {}
+    lines: list[tuple[str, str]] = []
+    for f in files:
+        try:
+            text = Path(f).read_text()
+        except OSError as e:
+            raise UsageError(f"cannot read env file {f!r}: {e.strerror}") from None
+        for raw in text.splitlines():
+            raw = raw.strip()
+            if raw and not raw.startswith("#"):
+                lines.append((raw, f))
+    lines += [(i, "-e") for i in items]
+    for item, origin in lines:
+        if "\0" in item:
+            raise UsageError(f"invalid environment variable in {origin}: contains a NUL byte")
+        name, eq, value = item.partition("=")
+        if not name or not ENV_NAME_RE.match(name) or name != name.strip():
+            raise UsageError(f"invalid environment variable {item!r} in {origin}")
+        if not eq:
+            if name not in os.environ:
+                continue
+            value = os.environ[name]
+        env[name] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Volume:
+    source: str
+    target: str
+    readonly: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> "Volume":
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise UsageError(f"invalid volume {spec!r}: expected HOST:CONTAINER[:ro|rw]")
+        src, dst = parts[0], parts[1]
+        mode = parts[2] if len(parts) == 3 else "rw"
+        if mode not in ("ro", "rw"):
+            raise UsageError(f"invalid volume {spec!r}: mode must be ro or rw")
+        if not os.path.isabs(src) or not os.path.isabs(dst):
+            raise UsageError(f"invalid volume {spec!r}: both paths must be absolute")
+        if "\0" in spec:
+            raise UsageError("invalid volume: contains a NUL byte")
+        if not os.path.exists(src):
+            raise UsageError(f"volume source {src!r} does not exist")
+        if os.path.normpath(dst) == "/":
+            raise UsageError(f"invalid volume {spec!r}: cannot mount over the container's /")
+        return cls(os.path.realpath(src), os.path.normpath(dst), mode == "ro")
+
+
+def parse_user(user: str | None) -> tuple[int, int] | None:
+    if user is None:
+        return None
+    m = re.fullmatch(r"(\d+)(?::(\d+))?", user)
+    if not m:
+        raise UsageError(f"invalid user {user!r}: expected UID[:GID] (numbers)")
+    uid = int(m.group(1))
+    gid = int(m.group(2)) if m.group(2) is not None else uid
+    if uid > 2**32 - 2 or gid > 2**32 - 2:
+        raise UsageError(f"invalid user {user!r}: out of range")
+    return uid, gid
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    rootfs: str
+    command: tuple[str, ...]
+    name: str | None = None
+    hostname: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+    user: tuple[int, int] | None = None
+    interactive: bool = False
+    tty: bool = False
+    remove: bool = False
+    detach: bool = False
+    init: bool = False
+    read_only: bool = False
+    volumes: tuple[Volume, ...] = ()
+    caps: tuple[str, ...] = ()
+    network: str = "bridge"
+    ports: tuple = ()          # tuple[PortMapping, ...]
+    ip: str | None = None
+
+    def validate(self) -> "ContainerSpec":
+        if not self.command:
+            raise UsageError("no command given")
+        if "\0" in "".join(self.command):
+            raise UsageError("invalid command: contains a NUL byte")
+        if not os.path.isabs(self.workdir):
+            raise UsageError(f"invalid workdir {self.workdir!r}: must be an absolute path")
+        if self.tty and self.detach:
+            raise UsageError("-t with -d is not supported (no attach yet): use -d alone")
+        if self.name is not None:
+            check_name(self.name)
+        if self.hostname is not None:
+            check_hostname(self.hostname)
+        return self
+
+    def container_env(self, hostname: str) -> dict[str, str]:
+        """The whole environment of the command: nothing of the host's leaks in."""
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname,
+               "HOME": "/root" if not self.user or self.user[0] == 0 else "/"}
+        if self.tty:
+            env["TERM"] = os.environ.get("TERM", "xterm")
+        env.update(self.env)
+        return env

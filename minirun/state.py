@@ -1,0 +1,168 @@
+"""On-disk records of containers: where they live, how they are written, how they are found.
+
+Persistent records live under the root (default /var/lib/minirun, or
+$MINIRUN_ROOT / --root); volatile ones (locks, netns names) under the run root
+(default /run/minirun, or $MINIRUN_RUNROOT / --runroot). A reboot wipes the
+run root and every kernel object, not the records: a record whose process is
+gone is reclaimed by the next minirun command.
+
+Intent is recorded *before* each side effect (the veth name, the address, the
+rules), so that a SIGKILL at any point leaves enough to undo everything.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import fsutil
+from .errors import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+    runroot: Path
+
+    @classmethod
+    def from_env(cls, root: str | None = None, runroot: str | None = None) -> "Paths":
+        return cls(Path(root or os.environ.get("MINIRUN_ROOT") or "/var/lib/minirun"),
+                   Path(runroot or os.environ.get("MINIRUN_RUNROOT") or "/run/minirun"))
+
+    @property
+    def containers(self) -> Path:
+        return self.root / "containers"
+
+    @property
+    def networks(self) -> Path:
+        return self.root / "networks"
+
+    @property
+    def names_lock(self) -> Path:
+        return self.runroot / "names.lock"
+
+    def container_dir(self, cid: str) -> Path:
+        return self.containers / cid
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks: tells a live PID from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+class Container:
+    """One container's record: a JSON file rewritten atomically on every change."""
+
+    def __init__(self, paths: Paths, cid: str, data: dict[str, Any]):
+        self.paths, self.id, self.data = paths, cid, data
+
+    @property
+    def dir(self) -> Path:
+        return self.paths.container_dir(self.id)
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def record_path(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "container.log"
+
+    def save(self) -> None:
+        fsutil.write_json(self.record_path, self.data)
+
+    def update(self, **changes: Any) -> None:
+        self.data.update(changes)
+        self.save()
+
+    def reload(self) -> "Container":
+        self.data = fsutil.read_json(self.record_path, self.data)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.data.get("pid")
+
+    def is_running(self) -> bool:
+        pid, start = self.data.get("pid"), self.data.get("pid_start")
+        if not pid or self.data.get("status") not in ("running", "creating"):
+            return False
+        return proc_start_time(pid) == start
+
+    def status(self) -> str:
+        st = self.data.get("status", "unknown")
+        if st in ("running", "creating") and not self.is_running():
+            # The process is gone but nobody recorded its end (crash, SIGKILL, reboot).
+            return "dead"
+        return st
+
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def create_record(paths: Paths, name: str | None, data: dict[str, Any]) -> Container:
+    """Reserve a unique name and write the first record, under the names lock."""
+    cid = new_id()
+    with fsutil.locked(paths.names_lock):
+        if name is None:
+            name = _generated_name(paths, cid)
+        elif find_by_name(paths, name) is not None:
+            raise Conflict(f"container name {name!r} is already in use")
+        data = dict(data, id=cid, name=name, created=time.time(), status="creating")
+        c = Container(paths, cid, data)
+        c.dir.mkdir(parents=True, exist_ok=False)
+        c.save()
+    return c
+
+
+def _generated_name(paths: Paths, cid: str) -> str:
+    return f"c-{cid[:10]}"
+
+
+def all_containers(paths: Paths) -> Iterator[Container]:
+    try:
+        entries = sorted(os.scandir(paths.containers), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for e in entries:
+        data = fsutil.read_json(Path(e.path) / "state.json")
+        if data is not None:
+            yield Container(paths, e.name, data)
+
+
+def find_by_name(paths: Paths, name: str) -> Container | None:
+    for c in all_containers(paths):
+        if c.name == name:
+            return c
+    return None
+
+
+def lookup(paths: Paths, ref: str) -> Container:
+    """A container by name, full id, or unique id prefix (as Docker accepts)."""
+    matches = []
+    for c in all_containers(paths):
+        if c.name == ref or c.id == ref:
+            return c
+        if len(ref) >= 3 and c.id.startswith(ref):
+            matches.append(c)
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise Conflict(f"container id prefix {ref!r} is ambiguous")
+    raise NotFound(f"no such container: {ref}")

@@ -1,0 +1,118 @@
+"""A throwaway "host" for end-to-end tests.
+
+Each `Host` is a long-lived `sleep` process in its own network and mount
+namespaces (private propagation), with its own /run/netns, its own sysfs and
+its own minirun state directories. Everything minirun creates for a test --
+links, bridges, nftables/iptables rules, netns mounts, records -- lives inside
+it, so nothing touches the real host and leak counts are exact. Killing the
+process at the end makes the kernel drop whatever a failing test left behind.
+
+Commands run inside with `nsenter`, exactly as a user would type them.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+ROOTFS = Path(os.environ.get("MINIRUN_TEST_ROOTFS", PROJECT / "rootfs"))
+MINIRUN = [sys.executable, "-m", "minirun"]
+
+
+class Host:
+    def __init__(self, name: str = "host"):
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"minirun-{name}-"))
+        self.root = self.dir / "lib"
+        self.runroot = self.dir / "run"
+        # The shell holds the namespaces open; `exec sleep` keeps its PID.
+        script = (
+            "mount --make-rprivate / && "
+            "mount -t tmpfs -o mode=755 tmpfs /run/netns 2>/dev/null || "
+            "{ mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns; } ; "
+            "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity"
+        )
+        self.proc = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if os.readlink(f"/proc/{self.pid}/exe").endswith("sleep"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        else:
+            raise RuntimeError("throwaway host did not start")
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIRUN_")}
+        env.update(MINIRUN_ROOT=str(self.root), MINIRUN_RUNROOT=str(self.runroot),
+                   PYTHONPATH=str(PROJECT))
+        return env
+
+    def _nsenter(self, argv: list[str]) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"] + argv
+
+    def run(self, argv: list[str] | str, *, check: bool = False, timeout: float = 60,
+            input: str | None = None, **kw) -> subprocess.CompletedProcess:
+        """Run a command inside this host; a string is given to sh -c."""
+        if isinstance(argv, str):
+            argv = ["sh", "-c", argv]
+        return subprocess.run(self._nsenter(argv), capture_output=True, text=True, env=self.env,
+                              timeout=timeout, check=check, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL, **kw)
+
+    def popen(self, argv: list[str], **kw) -> subprocess.Popen:
+        return subprocess.Popen(self._nsenter(argv), env=self.env, **kw)
+
+    def minirun(self, *args: str, check: bool = False, timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess:
+        res = self.run(MINIRUN + list(args), timeout=timeout, input=input)
+        if check and res.returncode != 0:
+            raise AssertionError(f"minirun {shlex.join(args)} -> {res.returncode}\n"
+                                 f"stdout: {res.stdout}\nstderr: {res.stderr}")
+        return res
+
+    def sh(self, script: str, check: bool = True) -> str:
+        res = self.run(script)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{script} -> {res.returncode}\n{res.stdout}{res.stderr}")
+        return res.stdout
+
+    # -- leak accounting -------------------------------------------------
+    def inventory(self) -> dict[str, object]:
+        """Everything minirun could leave behind, counted exactly."""
+        links = self.sh("ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'").split()
+        nft = self.run("nft list ruleset").stdout
+        ipt = self.run("iptables-save 2>/dev/null | grep -E '^(-A|:MINIRUN)' || true").stdout
+        netns = sorted(os.listdir(f"/proc/{self.pid}/root/run/netns"))
+        mounts = self.sh("cat /proc/self/mountinfo | grep -cE ' /run/netns/|overlay' || true").strip()
+        records = []
+        for base in (self.root, self.runroot):
+            if base.exists():
+                records += sorted(str(p.relative_to(self.dir)) for p in base.rglob("*")
+                                  if p.is_file() and not p.name.endswith(".lock"))
+        procs = self.sh(f"ps -e -o pid= -o args= || true")
+        return {"links": sorted(links), "nft": nft, "iptables": ipt, "netns": netns,
+                "mounts": mounts, "records": records,
+                "container_procs": [l for l in procs.splitlines() if "minirun-monitor" in l]}
+
+    def close(self) -> None:
+        # Stop whatever minirun left running inside (best effort), then drop the namespaces.
+        try:
+            self.minirun("rm", "-f", "--all", timeout=30)
+        except Exception:
+            pass
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        subprocess.run(["rm", "-rf", str(self.dir)])
