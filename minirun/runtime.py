@@ -137,7 +137,7 @@ class Runtime:
             caps=d["caps"], read_only=d["read_only"], tty=d["tty"], init=d["init"],
             stdin_fd=stdin_fd, output_fd=output_fd)
 
-    def _start(self, c: Container, driver, stdin_fd=None, output_fd=None):
+    def _start(self, c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         """Fork PID 1, attach the network, let it exec. Returns (pid, pty master or None)."""
         plan = self._child_plan(c, driver, stdin_fd, output_fd)
         plan.join_netns_fd = driver.join_fd(c)
@@ -151,7 +151,11 @@ class Runtime:
             raise
         if pid == 0:
             ours.close()
+            for s in FORWARDED_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
             child_main(theirs, plan)
+        if on_fork:
+            on_fork(pid)
         k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
         os.close(own_pidns)
         theirs.close()
@@ -194,30 +198,30 @@ class Runtime:
         raise MinirunError(f"unexpected message from container init: {line!r}")
 
     def _run_foreground(self, c: Container, spec: ContainerSpec, driver) -> int:
-        def abort(signum, _frame):
-            raise _Aborted(f"interrupted by signal {signum} during start-up")
+        # Until PID 1 exists a signal aborts the start (and its teardown runs); from
+        # then on it is forwarded, even if the exec has not been confirmed yet.
+        target: list[int] = []
 
-        old = {s: signal.signal(s, abort) for s in FORWARDED_SIGNALS}
+        def on_signal(signum, _frame):
+            if not target:
+                raise _Aborted(f"interrupted by signal {signum} during start-up")
+            try:
+                os.kill(target[0], signum)
+            except ProcessLookupError:
+                pass
+
+        old = {s: signal.signal(s, on_signal) for s in FORWARDED_SIGNALS}
         stdin_fd = None
         if not spec.interactive and not spec.tty:
             stdin_fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid, master = self._start(c, driver, stdin_fd=stdin_fd)
+            pid, master = self._start(c, driver, stdin_fd=stdin_fd, on_fork=target.append)
         except BaseException:
             self._teardown_quietly(c, remove=True)
             raise
         finally:
             if stdin_fd is not None:
                 os.close(stdin_fd)
-
-        def forward(signum, _frame):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-        for s in FORWARDED_SIGNALS:
-            signal.signal(s, forward)
         if master is not None:
             from .tty import relay
             pidfd = k.kernel.pidfd_open(pid)

@@ -1,0 +1,59 @@
+import pytest
+
+from minirun import caps
+from minirun.errors import UsageError
+from minirun.spec import ContainerSpec, Volume, check_name, parse_env, parse_user
+
+
+def test_env_nul_byte_refused():
+    with pytest.raises(UsageError, match="NUL"):
+        parse_env(("A=\0b",))
+
+
+def test_env_forms(monkeypatch):
+    monkeypatch.setenv("FROM_HOST", "yes")
+    assert parse_env(("A=1", "B=", "FROM_HOST", "UNSET_THING")) == {
+        "A": "1", "B": "", "FROM_HOST": "yes"}
+
+
+@pytest.mark.parametrize("name", ["../x", "a;b", "-a", ".a", "a b", "a" * 129, ""])
+def test_bad_names(name):
+    with pytest.raises(UsageError):
+        check_name(name)
+
+
+def test_good_names():
+    for n in ("web", "a.b-c_d", "A1", "x" * 128):
+        assert check_name(n) == n
+
+
+def test_user():
+    assert parse_user("1000") == (1000, 1000)
+    assert parse_user("1:2") == (1, 2)
+    for bad in ("root", "1:", ":1", "-1"):
+        with pytest.raises(UsageError):
+            parse_user(bad)
+
+
+def test_volume_parse(tmp_path):
+    v = Volume.parse(f"{tmp_path}:/data:ro")
+    assert v.readonly and v.target == "/data"
+    with pytest.raises(UsageError):
+        Volume.parse(f"{tmp_path}:/")
+    with pytest.raises(UsageError):
+        Volume.parse(f"{tmp_path}:/x:rx")
+
+
+def test_caps_resolve():
+    assert "SYS_ADMIN" not in caps.resolve()
+    assert "MKNOD" not in caps.resolve()
+    assert caps.resolve(drop=("ALL",)) == []
+    assert caps.resolve(add=("cap_sys_admin",), drop=("NET_RAW",)).count("SYS_ADMIN") == 1
+    with pytest.raises(UsageError):
+        caps.resolve(add=("BOGUS",))
+
+
+def test_container_env_has_no_host_leaks(monkeypatch):
+    monkeypatch.setenv("SECRET", "x")
+    env = ContainerSpec(rootfs="/r", command=("sh",), env={"A": "1"}).container_env("h")
+    assert set(env) == {"PATH", "HOSTNAME", "HOME", "A"}
