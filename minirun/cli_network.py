@@ -99,4 +99,8 @@ def system_prune(ctx):
     rt = Runtime(ctx.obj["paths"], ctx.obj["firewall"])
     for name in rt.reclaim():
         click.echo(f"reclaimed {name}")
-    rt.prune_orphans()
+    failures = rt.prune_orphans()
+    for f in failures:
+        click.echo(f"minirun: prune: {f}", err=True)
+    if failures:
+        ctx.exit(125)

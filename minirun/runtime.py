@@ -349,15 +349,31 @@ class Runtime:
 
     def reclaim(self) -> list[str]:
         """Tear down every container whose process and owner are gone (crash, SIGKILL,
-        reboot). Returns the names reclaimed."""
+        reboot), and roll back every start whose owner died before it completed (its
+        process may have exec'd, but `minirun run` never reported success).
+        Returns the names reclaimed."""
         done = []
         for c in all_containers(self.paths):
-            if c.status() == "dead" and not self.owner_alive(c):
-                failures = self.finish(c, c.data.get("exit_code"))
-                for f in failures:
+            if self.owner_alive(c):
+                continue
+            if c.data.get("status") == "creating":
+                if c.is_running():
+                    _signal(c, signal.SIGKILL)
+                    _wait_gone(c, 10)
+                self._teardown_quietly(c, remove=True)
+                done.append(c.name)
+            elif c.status() == "dead":
+                for f in self.finish(c, c.data.get("exit_code")):
                     print(f"minirun: reclaim {c.name}: {f}", file=sys.stderr)
                 done.append(c.name)
         return done
+
+    def prune_orphans(self) -> list[str]:
+        """Sweep network objects that no record accounts for (see network/reclaim.py)."""
+        from .network.reclaim import reclaim_orphans
+        live = {c.id for c in all_containers(self.paths)
+                if c.status() in ("running", "creating") or self.owner_alive(c)}
+        return reclaim_orphans(self.paths, live, lambda cid: cid in live)
 
     # ----------------------------------------------------------- lifecycle
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:

@@ -128,6 +128,15 @@ class Netlink:
             self.ipr.link("set", index=idx, master=master, state="up")
         except NetlinkError as e:
             raise _fail(cmd, e) from None
+        # Hairpin: a container reaching its own published port has its DNATed packet
+        # bridged straight back out of the port it came in on (br_netfilter does the
+        # DNAT at the bridge layer); without hairpin mode the bridge drops it.
+        cmd = f"bridge link set dev {host_ifname} hairpin on"
+        oplog.record(cmd)
+        try:
+            self.ipr.brport("set", index=idx, mode=1)
+        except NetlinkError as e:
+            raise _fail(cmd, e) from None
 
     def configure_container(self, netns_fd: int, netns_name: str, ifname: str, address: str,
                             prefixlen: int, gateway: str | None) -> None:

@@ -140,8 +140,9 @@ class SystemRunner:
     def nft(self, script: str, *, json: bool = False) -> str:
         if self._lib is not None:
             return self._lib.run(script, json=json)
-        argv = ["nft"] + (["-j"] if json else []) + ["-f", "-"]
-        return self.run(argv, input=script)
+        if json:  # nft 1.0.6 prints nothing for `-j -f -`; listings are one plain command
+            return self.run(["nft", "-j", *script.split()])
+        return self.run(["nft", "-f", "-"], input=script)
 
     def _which(self, tool: str) -> str | None:
         for d in self._TOOL_DIRS:

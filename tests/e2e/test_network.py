@@ -1,0 +1,343 @@
+"""The networking plugin end to end, inside a throwaway host, with a simulated LAN host.
+
+Topology (all inside the test's own namespaces; documentation range 198.51.100.0/24):
+
+    [lan netns] 198.51.100.2 ──veth── 198.51.100.1 [test host] ──bridge── containers
+
+(busybox 1.35's `wget -T` crashes, so timeouts use the `timeout` applet.)
+The LAN host runs busybox httpd with a CGI script that answers with the
+client's address, so egress tests can see which source address arrived.
+"""
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from harness import ROOTFS
+
+R = str(ROOTFS)
+HOST_IP = "198.51.100.1"
+LAN_IP = "198.51.100.2"
+BACKENDS = ["nftables", "iptables"]
+
+
+@pytest.fixture
+def lan(host, tmp_path):
+    www = tmp_path / "www"
+    (www / "cgi-bin").mkdir(parents=True)
+    script = www / "cgi-bin" / "ip"
+    script.write_text(textwrap.dedent("""\
+        #!/bin/busybox sh
+        echo "Content-Type: text/plain"
+        echo
+        echo "$REMOTE_ADDR"
+    """))
+    script.chmod(0o755)
+    (www / "index.html").write_text("lan host\n")
+    host.sh(f"""
+        ip netns add lan
+        ip link add lan0 type veth peer name eth0 netns lan
+        ip addr add {HOST_IP}/24 dev lan0 && ip link set lan0 up
+        ip -n lan addr add {LAN_IP}/24 dev eth0 && ip -n lan link set eth0 up
+        ip -n lan link set lo up
+    """)
+    server = host.popen(["ip", "netns", "exec", "lan", "busybox", "httpd", "-f", "-p", "8000",
+                         "-h", str(www)])
+    try:
+        wait_tcp(host, f"ip netns exec lan curl -sf -m1 http://{LAN_IP}:8000/")
+        yield
+    finally:
+        server.kill()
+        server.wait()
+        host.sh("ip link del lan0; ip netns del lan")
+
+
+def wait_tcp(host, probe, timeout=10):
+    deadline = time.monotonic() + timeout
+    while host.run(probe).returncode != 0:
+        assert time.monotonic() < deadline, f"timed out: {probe}"
+        time.sleep(0.05)
+
+
+def curl(host, url, netns=None, timeout=3):
+    cmd = f"curl -s -m {timeout} {url}"
+    if netns:
+        cmd = f"ip netns exec {netns} {cmd}"
+    res = host.run(cmd)
+    return res.stdout if res.returncode == 0 else None
+
+
+def web(host, name, *args, net_args=(), fw="nftables"):
+    """A detached busybox httpd that answers with its own name."""
+    res = host.minirun("--firewall", fw, "run", "-d", "--name", name, *net_args, *args, R,
+                       "sh", "-c", f"echo {name} > /var/www/index.html; "
+                                   "exec httpd -f -p 80 -h /var/www")
+    assert res.returncode == 0, res.stderr
+    return json.loads(host.minirun("inspect", name, check=True).stdout)
+
+
+def wait_http(host, url, want, netns=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = curl(host, url, netns, timeout=1)
+        if got is not None and got.strip() == want:
+            return
+        assert time.monotonic() < deadline, f"{url}: got {got!r}, want {want!r}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_published_port_from_everywhere(host, lan, fw):
+    rec = web(host, "web", "-p", "8080:80", fw=fw)
+    ip = rec["network"]["ip"]
+    wait_http(host, "http://127.0.0.1:8080/", "web")          # host, loopback
+    wait_http(host, f"http://{HOST_IP}:8080/", "web")         # host, its own address
+    wait_http(host, f"http://{ip}:80/", "web")                # host -> container directly
+    wait_http(host, f"http://{HOST_IP}:8080/", "web", netns="lan")   # another host on the LAN
+    # another container: directly, and through the published port (hairpin)
+    for url in (f"http://{ip}/", f"http://{HOST_IP}:8080/"):
+        res = host.minirun("--firewall", fw, "run", "--rm", "--init", R, "timeout", "5", "wget", "-qO-", url)
+        assert res.stdout.strip() == "web", (url, res.stderr)
+    # the web container reaches its own published port
+    res = host.minirun("exec", "web", "timeout", "5", "wget", "-qO-", f"http://{HOST_IP}:8080/")
+    assert res.stdout.strip() == "web", res.stderr
+    host.minirun("--firewall", fw, "rm", "-f", "web", check=True)
+    assert curl(host, "http://127.0.0.1:8080/", timeout=1) is None
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_egress_is_masqueraded(host, lan, fw):
+    res = host.minirun("--firewall", fw, "run", "--rm", "--init", R, "timeout", "5", "wget", "-qO-",
+                       f"http://{LAN_IP}:8000/cgi-bin/ip")
+    assert res.returncode == 0, res.stderr
+    # busybox httpd listens on IPv6 and reports IPv4 peers as mapped addresses
+    assert res.stdout.strip().strip("[]").removeprefix("::ffff:") == HOST_IP
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_localhost_only_publishing(host, lan, fw):
+    web(host, "local", "-p", "127.0.0.1:8081:80", fw=fw)
+    wait_http(host, "http://127.0.0.1:8081/", "local")
+    assert curl(host, f"http://{HOST_IP}:8081/", timeout=1) is None
+    assert curl(host, f"http://{HOST_IP}:8081/", netns="lan", timeout=1) is None
+    host.minirun("--firewall", fw, "rm", "-f", "local", check=True)
+
+
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+print("ready", flush=True)
+data, peer = s.recvfrom(100)
+s.sendto(data.upper(), peer)
+print(data.decode(), flush=True)
+"""
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for _ in range(20):
+    s.sendto(b"hello", (sys.argv[1], 5353))
+    try:
+        print(s.recvfrom(100)[0].decode())
+        break
+    except socket.timeout:
+        pass
+"""
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_udp_publishing(host, fw):
+    # Debian's busybox has no UDP server, so the server runs in the container's network
+    # namespace from the host side (`ip netns exec`): the packets take the same path.
+    host.minirun("--firewall", fw, "run", "-d", "--name", "udp", "-p", "5353:5353/udp", R,
+                 "sleep", "1000", check=True)
+    server = host.popen(["ip", "netns", "exec", "udp", sys.executable, "-c", UDP_SERVER],
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        reply = host.run([sys.executable, "-c", UDP_CLIENT, "127.0.0.1"]).stdout.strip()
+        assert reply == "HELLO"
+        assert server.stdout.readline().strip() == "hello"
+    finally:
+        server.kill()
+        server.wait()
+    host.minirun("--firewall", fw, "rm", "-f", "udp", check=True)
+
+
+def test_the_lesson_commands_work(host):
+    routes_before = host.sh("ip route")
+    rec = web(host, "web")
+    net = rec["network"]
+    assert host.sh("ip netns").split()[0] == "web"
+    links = host.sh("ip netns exec web ip -o link | awk -F': ' '{print $2}'").split()
+    assert [l.split("@")[0] for l in links] == ["lo", "eth0"]
+    assert f"default via {net['gateway']} dev eth0" in host.sh("ip -n web route")
+    host.sh(f"ip netns exec web ping -c1 -W2 {net['gateway']}")
+    assert net["gateway"] in host.sh("ip netns exec web ip neigh")
+    # the host gained the bridge's route, nothing else
+    added = set(host.sh("ip route").splitlines()) - set(routes_before.splitlines())
+    assert len(added) == 1 and "dev minirun0" in added.pop()
+    assert net["veth"] in host.sh("ip -o link show master minirun0")
+    assert len(net["veth"]) <= 15
+    host.minirun("rm", "-f", "web", check=True)
+
+
+def test_names_and_resolv_conf(host):
+    res = host.minirun("run", "--rm", "--name", "named", R, "sh", "-c",
+                       "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -4 -o addr show eth0")
+    assert res.returncode == 0, res.stderr
+    ip = res.stdout.split("inet ")[1].split("/")[0]
+    hosts = res.stdout
+    assert any(l.split()[:1] == [ip] and "named" in l.split() for l in hosts.splitlines())
+    ns = [l.split()[1] for l in res.stdout.splitlines() if l.startswith("nameserver")]
+    assert ns and not any(n.startswith("127.") for n in ns)
+
+
+def test_network_none_host_and_container(host):
+    res = host.minirun("run", "--rm", "--network", "none", R, "ip", "-o", "link")
+    assert [l.split(": ")[1] for l in res.stdout.splitlines()] == ["lo"]
+    res = host.minirun("run", "--rm", "--network", "host", R, "ip", "-o", "link")
+    assert "lo" in res.stdout and res.returncode == 0
+    rec = web(host, "pod")
+    res = host.minirun("run", "--rm", "--network", "container:pod", "--init", R, "timeout", "5", "wget",
+                       "-qO-", "http://127.0.0.1/")
+    assert res.stdout.strip() == "pod", res.stderr
+    host.minirun("rm", "-f", "pod", check=True)
+
+
+def test_networks_as_objects_and_isolation(host):
+    out = host.minirun("network", "create", "--subnet", "192.168.15.0/24", "--gateway",
+                       "192.168.15.5", "--bridge", "v-net-0", "lesson", check=True)
+    assert out.stdout.strip() == "lesson"
+    host.minirun("network", "create", "other", check=True)
+    a = web(host, "a", net_args=("--network", "lesson"))
+    b = web(host, "b", net_args=("--network", "other"))
+    assert a["network"]["ip"].startswith("192.168.15.") and a["network"]["ip"] != "192.168.15.5"
+    assert "192.168.15.5/24" in host.sh("ip -o addr show v-net-0")
+    info = json.loads(host.minirun("network", "inspect", "lesson", check=True).stdout)
+    assert info["bridge"] == "v-net-0" and info["containers"]["a"]["ip"] == a["network"]["ip"]
+    # a container on the same network reaches a; one on another network does not
+    res = host.minirun("run", "--rm", "--network", "lesson", "--init", R, "timeout", "3", "wget", "-qO-",
+                       f"http://{a['network']['ip']}/")
+    assert res.stdout.strip() == "a"
+    res = host.minirun("run", "--rm", "--network", "other", "--init", R, "timeout", "3", "wget", "-qO-",
+                       f"http://{a['network']['ip']}/")
+    assert res.returncode != 0
+    assert "lesson" in host.minirun("network", "ls", check=True).stdout
+    res = host.minirun("network", "rm", "lesson")
+    assert res.returncode == 125 and "attached" in res.stderr
+    host.minirun("rm", "-f", "a", "b", check=True)
+    host.minirun("network", "rm", "lesson", "other", check=True)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--subnet", "10.99.0.0/16"], "overlaps"),
+    (["--subnet", "192.168.15.0/24", "--gateway", "192.168.16.1"], "gateway"),
+    (["--subnet", "not-a-subnet"], "invalid subnet"),
+    (["--bridge", "this-name-is-far-too-long"], "invalid bridge name"),
+])
+def test_bad_networks(host, args, msg):
+    host.minirun("network", "ls", check=True)  # makes the default network exist
+    res = host.minirun("network", "create", *args, "bad")
+    assert res.returncode == 125 and msg in res.stderr, res.stderr
+    assert "bad" not in host.minirun("network", "ls").stdout
+
+
+def test_subnet_overlapping_a_host_route_is_refused(host):
+    host.sh("ip link add dummy9 type veth peer name dummy9p && ip addr add 203.0.113.1/24 dev dummy9 && "
+            "ip link set dummy9 up")
+    res = host.minirun("network", "create", "--subnet", "203.0.113.0/25", "clash")
+    assert res.returncode == 125 and "overlaps the host route" in res.stderr
+    host.sh("ip link del dummy9")
+
+
+def test_port_conflicts(host):
+    listener = host.popen(["busybox", "nc", "-l", "-p", "8090"])
+    wait_tcp(host, "grep -q ':1F9A ' /proc/net/tcp /proc/net/tcp6")
+    res = host.minirun("run", "-d", "--name", "c1", "-p", "8090:80", R, "true")
+    assert res.returncode == 125 and "in use" in res.stderr
+    listener.kill()
+    listener.wait()
+    web(host, "c1", "-p", "8091:80")
+    res = host.minirun("run", "-d", "--name", "c2", "-p", "8091:80", R, "true")
+    assert res.returncode == 125 and "already published by container c1" in res.stderr
+    host.minirun("rm", "-f", "c1", check=True)
+    # freed at once
+    web(host, "c2", "-p", "8091:80")
+    host.minirun("rm", "-f", "c2", check=True)
+
+
+def test_random_host_port(host):
+    web(host, "r", "-p", "80")
+    line = host.minirun("port", "r", check=True).stdout.strip()
+    assert line.startswith("80/tcp -> 0.0.0.0:")
+    port = int(line.rsplit(":", 1)[1])
+    wait_http(host, f"http://127.0.0.1:{port}/", "r")
+    host.minirun("rm", "-f", "r", check=True)
+
+
+def test_static_ip(host):
+    host.minirun("network", "ls", check=True)
+    rec = web(host, "s", "--ip", "10.99.0.77")
+    assert rec["network"]["ip"] == "10.99.0.77"
+    res = host.minirun("run", "--rm", "--ip", "10.99.0.77", R, "true")
+    assert res.returncode == 125 and "in use" in res.stderr
+    host.minirun("rm", "-f", "s", check=True)
+
+
+def test_address_not_reused_at_once(host):
+    first = host.minirun("run", "--rm", R, "sh", "-c", "ip -4 -o addr show eth0").stdout
+    second = host.minirun("run", "--rm", R, "sh", "-c", "ip -4 -o addr show eth0").stdout
+    assert first.split()[3] != second.split()[3]
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_twenty_in_parallel(host, fw):
+    n = 20
+    procs = [host.popen([sys.executable, "-m", "minirun",
+                         "--firewall", fw, "run", "-d", "--name", f"p{i}", "-p", f"{9100 + i}:80",
+                         R, "sh", "-c", f"echo p{i} > /var/www/index.html; "
+                                        "exec httpd -f -p 80 -h /var/www"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    ips = {json.loads(host.minirun("inspect", f"p{i}").stdout)["network"]["ip"]
+           for i in range(n)}
+    assert len(ips) == n
+    for i in range(n):
+        wait_http(host, f"http://127.0.0.1:{9100 + i}/", f"p{i}")
+    host.minirun("--firewall", fw, "rm", "-f", *[f"p{i}" for i in range(n)], check=True)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_sigkill_mid_start_then_reclaim(host, detached):
+    """SIGKILL `minirun run` at random points of start-up; reclaim; every kind of object
+    then equals the number of live containers, and after rm, the baseline."""
+    import random
+    rng = random.Random(7 + detached)
+    for i in range(10):
+        p = host.popen([sys.executable, "-m", "minirun", "run", *(["-d"] if detached else []),
+                        "--name", f"k{i}", "-p", f"{9200 + i}:80", R, "sleep", "1000"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.35))
+        p.kill()
+        p.wait()
+    time.sleep(0.5)  # detached starts carry on in their monitor process
+    host.minirun("system", "prune", check=True)
+    alive = [l.split()[1] for l in host.minirun("ps", check=True).stdout.splitlines()[1:]]
+    inv = host.inventory()
+    n = len(alive)
+    assert len([l for l in inv["links"] if l.startswith("veth")]) == n
+    assert len(inv["netns"]) == n and int(inv["mounts"]) == n
+    assert len([r for r in inv["records"] if "/ipam/" in r]) == n
+    assert len([r for r in inv["records"] if "/ports/" in r]) == n
+    assert len([r for r in inv["records"] if r.endswith("state.json")]) >= n
+    assert inv["nft"].count("comment") - inv["nft"].count('comment "bridge"') == n
+    for name in alive:
+        assert host.minirun("exec", name, "true").returncode == 0
+    host.minirun("rm", "-f", "--all", check=True)
