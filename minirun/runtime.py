@@ -264,10 +264,11 @@ class Runtime:
         code = 125
         try:
             os.setsid()
+            # stdin/stdout go now; stderr stays until the start is done, so errors and
+            # --explain output reach the user's terminal.
             devnull = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
+            for fd in (0, 1):
                 os.dup2(devnull, fd)
-            os.close(devnull)
             for s in FORWARDED_SIGNALS:
                 signal.signal(s, signal.SIG_IGN)
             c.update(owner_pid=os.getpid(), owner_start=proc_start_time(os.getpid()))
@@ -279,6 +280,9 @@ class Runtime:
             finally:
                 os.close(log)
                 os.close(null_in)
+            sys.stderr.flush()
+            os.dup2(devnull, 2)
+            os.close(devnull)
             os.write(report_fd, b"ok\n")
             os.close(report_fd)
             cleanup = [sys.executable, "-m", "minirun", "--root", str(self.paths.root),
@@ -414,7 +418,10 @@ class Runtime:
                 raise Conflict(f"container {c.name} is running: stop it first or use rm -f")
             _signal(c, signal.SIGKILL)
             _wait_gone(c, 10)
-        self._wait_teardown(c)
+        elif c.data.get("status") != "exited":
+            self._wait_teardown(c)
+        # Whoever takes the lock first tears down (us, or the owner); the other finds
+        # nothing left to do.
         with self._lock(c):
             if c.record_path.exists():
                 c.reload()
