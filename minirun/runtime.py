@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import fsutil
+from . import faults, fsutil
 from . import kernel as k
 from .errors import (CommandNotExecutable, CommandNotFound, Conflict, MinirunError,
                      TeardownError, UsageError)
@@ -166,6 +166,7 @@ class Runtime:
         try:
             self._expect(chan, "ns", pid)
             driver.attach(c, pid)
+            faults.check("start.go")
             chan.send("go")
             master = None
             if plan.tty:

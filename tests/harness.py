@@ -116,7 +116,9 @@ class Host:
         procs = self.sh(f"ps -e -o pid= -o args= || true")
         return {"links": sorted(links), "nft": nft, "iptables": ipt, "netns": netns,
                 "mounts": mounts, "records": records,
-                "container_procs": [l for l in procs.splitlines() if "minirun-monitor" in l]}
+                # the PID namespace is the real host's: count only this host's monitors
+                "container_procs": [l for l in procs.splitlines()
+                                    if "minirun-monitor" in l and str(self.root) in l]}
 
     def close(self) -> None:
         # Stop whatever minirun left running inside (best effort), then drop the namespaces.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from .. import oplog
+from .. import faults, oplog
 from ..errors import Conflict, MinirunError
 from ..state import Container, Paths, lookup
 from . import netns
@@ -108,9 +108,11 @@ class BridgeDriver:
                "prefixlen": self.net.prefixlen, "veth": veth_name(c.id), "netns": c.name,
                "firewall": self.firewall_name, "ip": None, "ports": []}
         c.update(network=rec)  # intent first: a crash from here on is reclaimable
+        faults.check("prepare.address")
         rec["ip"] = self.store.ipam(self.net).allocate(c.id, c.data.get("requested_ip"))
         c.update(network=rec)
         alive = _alive(self.paths)
+        faults.check("prepare.ports")
         for m in mappings:
             port = m.host_port
             if port is None:
@@ -137,21 +139,32 @@ class BridgeDriver:
         nl = Netlink()
         try:
             with self.store.net_lock(self.net):
+                faults.check("attach.bridge")
                 nl.ensure_bridge(self.net.bridge, self.net.gateway, self.net.prefixlen)
                 set_sysctl("net.ipv4.ip_forward", "1")
                 # Only on the bridge, never on "all": DNAT from 127.0.0.1 needs it, and
                 # the firewall drops 127/8 arriving from anywhere but lo (CVE-2020-8558).
                 set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1")
+                faults.check("attach.firewall-network")
                 fw.setup_network(self.info)
+            faults.check("attach.netns")
             netns.attach(rec["netns"], pid)
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
+                faults.check("attach.veth")
                 nl.add_veth(rec["veth"], PEER_IFNAME, fd, rec["netns"], self.net.bridge)
+                faults.check("attach.address")
                 nl.configure_container(fd, rec["netns"], PEER_IFNAME, rec["ip"],
                                        rec["prefixlen"], rec["gateway"])
             finally:
                 os.close(fd)
-            fw.add_container(c.id, self.info, self.forwards(rec))
+            forwards = self.forwards(rec)
+            faults.check("attach.ports")
+            fw.add_container(c.id, self.info, forwards)
+            udp = [f.host_port for f in forwards if f.proto == "udp"]
+            if udp:
+                from .netlink import flush_udp_conntrack
+                flush_udp_conntrack(udp)
         finally:
             nl.close()
 

@@ -173,3 +173,33 @@ class Netlink:
 
     def addresses(self) -> list[str]:
         return [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(family=2)]
+
+
+def flush_udp_conntrack(ports: list[int]) -> int:
+    """Forget UDP flows to freshly published host ports (`conntrack -D -p udp --dport P`).
+
+    A UDP client that was sending to the port before it was published has a
+    conntrack entry without NAT; until it expires (30 s, longer while traffic
+    flows) its packets would bypass the new DNAT and never reach the container.
+    """
+    import socket
+
+    from pyroute2 import Conntrack
+    from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
+
+    removed = 0
+    ct = Conntrack()
+    try:
+        for port in ports:
+            oplog.record(f"conntrack -D -p udp --dport {port}")
+            match = NFCTAttrTuple(proto=socket.IPPROTO_UDP, dport=port)
+            for entry in list(ct.dump_entries(tuple_orig=match)):
+                try:
+                    ct.delete(entry)
+                    removed += 1
+                except NetlinkError as e:
+                    if e.code != errno.ENOENT:  # it expired meanwhile: fine
+                        raise
+    finally:
+        ct.close()
+    return removed

@@ -168,6 +168,39 @@ def test_udp_publishing(host, fw):
     host.minirun("--firewall", fw, "rm", "-f", "udp", check=True)
 
 
+STALE_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 40123))   # a fixed source port: the same conntrack tuple every time
+s.settimeout(0.3)
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"ping", ("127.0.0.1", 5354))
+    try:
+        print(s.recvfrom(100)[0].decode())
+        break
+    except (socket.timeout, ConnectionRefusedError):
+        pass
+"""
+
+
+def test_udp_stale_conntrack_is_flushed(host):
+    # Another container makes minirun's NAT rules exist, so conntrack tracks flows.
+    host.minirun("run", "-d", "--name", "first", R, "sleep", "1000", check=True)
+    host.run([sys.executable, "-c", STALE_CLIENT, "2"])  # a flow before the port exists
+    assert "dport=5354" in host.sh("cat /proc/net/nf_conntrack")
+    host.minirun("run", "-d", "--name", "late", "-p", "5354:5353/udp", R, "sleep", "1000",
+                 check=True)
+    server = host.popen(["ip", "netns", "exec", "late", sys.executable, "-c", UDP_SERVER],
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        assert host.run([sys.executable, "-c", STALE_CLIENT, "10"]).stdout.strip() == "PING"
+    finally:
+        server.kill()
+        server.wait()
+    host.minirun("rm", "-f", "late", "first", check=True)
+
+
 def test_the_lesson_commands_work(host):
     routes_before = host.sh("ip route")
     rec = web(host, "web")
