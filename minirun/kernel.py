@@ -157,7 +157,10 @@ class LinuxKernel:
 
     def pidfd_open(self, pid: int) -> int:
         if hasattr(os, "pidfd_open"):
-            return os.pidfd_open(pid)
+            try:
+                return os.pidfd_open(pid)
+            except OSError as e:
+                raise SyscallError.from_oserror("pidfd_open", str(pid), e) from None
         fd = _libc.syscall(ctypes.c_long(SYS_pidfd_open), ctypes.c_int(pid), ctypes.c_uint(0))
         if fd < 0:
             raise SyscallError("pidfd_open", str(pid), ctypes.get_errno())

@@ -37,7 +37,8 @@ from .network import dns
 from .network.plugin import driver_of, get_driver
 from .rootfs import plan as mount_plan
 from .spec import ContainerSpec
-from .state import Container, Paths, all_containers, create_record, lookup, proc_start_time
+from .state import (Container, Paths, all_containers, create_record, lookup, process_alive,
+                    proc_start_time)
 
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -52,10 +53,6 @@ class _Aborted(MinirunError):
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-def _process_alive(pid: int | None, start: int | None) -> bool:
-    return bool(pid) and proc_start_time(pid) == start
 
 
 class Runtime:
@@ -350,7 +347,7 @@ class Runtime:
             print(f"minirun: teardown: {e}", file=sys.stderr)
 
     def owner_alive(self, c: Container) -> bool:
-        return _process_alive(c.data.get("owner_pid"), c.data.get("owner_start"))
+        return process_alive(c.data.get("owner_pid"), c.data.get("owner_start"))
 
     def reclaim(self) -> list[str]:
         """Tear down every container whose process and owner are gone (crash, SIGKILL,
@@ -474,7 +471,7 @@ def _wait_gone(c: Container, timeout: float) -> bool:
     except MinirunError:
         return True
     try:
-        if proc_start_time(c.pid) != c.data.get("pid_start"):
+        if not process_alive(c.pid, c.data.get("pid_start")):
             return True
         r, _, _ = select.select([fd], [], [], timeout)
         return bool(r)

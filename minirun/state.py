@@ -52,14 +52,28 @@ def new_id() -> str:
     return secrets.token_hex(32)
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of a process in clock ticks: tells a live PID from a reused one."""
+def _stat_fields(pid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
-    return int(data[data.rindex(b")") + 2:].split()[19])
+    return data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks: tells a live PID from a reused one."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def process_alive(pid: int | None, start: int | None) -> bool:
+    """The process that had this PID and start time still runs (a zombie does not:
+    its parent died, and whoever inherited it has not reaped it yet)."""
+    if not pid:
+        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X") and int(fields[19]) == start
 
 
 class Container:
@@ -100,10 +114,9 @@ class Container:
         return self.data.get("pid")
 
     def is_running(self) -> bool:
-        pid, start = self.data.get("pid"), self.data.get("pid_start")
-        if not pid or self.data.get("status") not in ("running", "creating"):
+        if self.data.get("status") not in ("running", "creating"):
             return False
-        return proc_start_time(pid) == start
+        return process_alive(self.data.get("pid"), self.data.get("pid_start"))
 
     def status(self) -> str:
         st = self.data.get("status", "unknown")

@@ -42,6 +42,9 @@ class Host:
         # The shell holds the namespaces open; `exec sleep` keeps its PID.
         script = (
             "mount --make-rprivate / && "
+            # netns names the real host has are not ours: drop our copies of them
+            "for m in $(awk '$5 ~ \"^/run/netns/\" {print $5}' /proc/self/mountinfo); do "
+            "umount -l $m; done; "
             "mount -t tmpfs -o mode=755 tmpfs /run/netns 2>/dev/null || "
             "{ mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns; } ; "
             "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity"
@@ -105,7 +108,7 @@ class Host:
         nft = self.run("nft list table ip minirun 2>/dev/null").stdout
         ipt = self.run("iptables-save 2>/dev/null | grep -E '^(-A|:MINIRUN)' || true").stdout
         netns = sorted(os.listdir(f"/proc/{self.pid}/root/run/netns"))
-        mounts = self.sh("cat /proc/self/mountinfo | grep -cE ' /run/netns/|overlay' || true").strip()
+        mounts = self.sh("cat /proc/self/mountinfo | grep -c ' /run/netns/' || true").strip()
         # Records that stand for live objects: containers, address leases, port
         # reservations. Network definitions, cursors and lock files are not leaks.
         records = []

@@ -374,3 +374,55 @@ def test_sigkill_mid_start_then_reclaim(host, detached):
     for name in alive:
         assert host.minirun("exec", name, "true").returncode == 0
     host.minirun("rm", "-f", "--all", check=True)
+
+
+@pytest.mark.parametrize("fw", BACKENDS)
+def test_forward_policy_drop_still_flows(host, lan, fw):
+    """A host whose iptables FORWARD policy is DROP: published ports and egress still work,
+    and the host's own policy and rules are kept."""
+    host.sh("iptables -P FORWARD DROP && iptables -A FORWARD -s 192.0.2.99 -j ACCEPT")
+    try:
+        web(host, "web", "-p", "8080:80", fw=fw)
+        wait_http(host, f"http://{HOST_IP}:8080/", "web", netns="lan")
+        res = host.minirun("--firewall", fw, "run", "--rm", "--init", R, "timeout", "5", "wget",
+                           "-qO-", f"http://{LAN_IP}:8000/")
+        assert res.stdout.strip() == "lan host", res.stderr
+        rules = host.sh("iptables -S FORWARD")
+        assert "-P FORWARD DROP" in rules and "192.0.2.99" in rules
+        host.minirun("--firewall", fw, "rm", "-f", "web", check=True)
+        rules = host.sh("iptables -S FORWARD")
+        assert "MINIRUN" not in rules and "192.0.2.99" in rules
+    finally:
+        host.sh("iptables -F FORWARD && iptables -P FORWARD ACCEPT")
+
+
+def test_admin_user_chain_filters_published_ports(host, lan):
+    web(host, "web", "-p", "8080:80")
+    wait_http(host, f"http://{HOST_IP}:8080/", "web", netns="lan")
+    host.sh(f"nft add rule ip minirun user ip saddr {LAN_IP} meta l4proto tcp ct original proto-dst 8080 drop")
+    assert curl(host, f"http://{HOST_IP}:8080/", netns="lan", timeout=1) is None
+    wait_http(host, "http://127.0.0.1:8080/", "web")  # others still get through
+    host.minirun("rm", "-f", "web", check=True)
+    assert "proto-dst 8080" in host.sh("nft list chain ip minirun user")
+    host.sh("nft delete table ip minirun")
+
+
+def test_after_a_reboot_stale_leases_are_free(host):
+    """Records in the persistent root survive a reboot; processes, kernel objects and the
+    volatile run root do not. The next start must not trip over the old leases."""
+    host.minirun("network", "ls", check=True)
+    rec = web(host, "old", "--ip", "10.99.0.50", "-p", "8080:80")
+    # the "reboot": every process and kernel object gone, /run wiped
+    monitor = host.sh(f"pgrep -f 'minirun-monitor.*{rec['id']}' || true").split()
+    for pid in monitor + [str(rec["pid"])]:
+        host.run(f"kill -9 {pid}")
+    host.sh(f"ip link del {rec['network']['veth']}; ip netns del old; ip link del minirun0; "
+            f"nft delete table ip minirun; rm -rf {host.runroot}")
+    lease = host.root / "networks" / "bridge" / "ipam" / "10.99.0.50"
+    data = json.loads(lease.read_text())
+    lease.write_text(json.dumps(dict(data, boot_id="a-previous-boot")))
+    new = web(host, "new", "--ip", "10.99.0.50", "-p", "8080:80")
+    assert new["network"]["ip"] == "10.99.0.50"
+    wait_http(host, "http://127.0.0.1:8080/", "new")
+    assert "old" in host.minirun("ps", "-a", check=True).stdout
+    host.minirun("rm", "-f", "old", "new", check=True)
