@@ -93,8 +93,20 @@ def _report(chan: _Channel, code: int, msg: str) -> None:
         pass
 
 
+def _close_inherited_fds(keep: set[int]) -> None:
+    """Close every fd >= 3 the caller of minirun left open, before anything resolves a
+    path: a leaked directory fd lets `-w /proc/self/fd/N` escape (CVE-2024-21626)."""
+    low = 3
+    for fd in sorted(f for f in keep if f is not None and f >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
 def _run(chan: _Channel, plan: ChildPlan) -> None:
     kern = k.kernel
+    _close_inherited_fds({chan.sock.fileno(), plan.stdin_fd, plan.output_fd,
+                          plan.join_netns_fd})
     os.setsid()  # our own session: terminal signals reach the parent, which forwards them
     kern.unshare(plan.unshare_flags)
     if plan.join_netns_fd is not None:
@@ -106,7 +118,9 @@ def _run(chan: _Channel, plan: ChildPlan) -> None:
 
     # Nothing we mount may propagate back to the host.
     kern.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
-    kern.mount("overlay", plan.merged, "overlay", 0,
+    # nodev: a device node shipped in the image must not open a host device (there is
+    # no device cgroup); /dev is a tmpfs of its own with only the safe nodes.
+    kern.mount("overlay", plan.merged, "overlay", k.MS_NODEV,
                f"lowerdir={plan.lower},upperdir={plan.upper},workdir={plan.work}",
                display=plan.merged)
     root = RootFS(plan.merged, kern)
@@ -117,7 +131,8 @@ def _run(chan: _Channel, plan: ChildPlan) -> None:
         _write_quiet("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
     pivot_into(plan.merged, kern)
     if plan.read_only:
-        kern.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY, display="/")
+        kern.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV,
+                   display="/")
     kern.sethostname(plan.hostname)
 
     if chan.recv() != "go":
@@ -177,8 +192,11 @@ def _enter_workdir(plan: ChildPlan) -> None:
     try:
         os.makedirs(plan.workdir, exist_ok=True)
         os.chdir(plan.workdir)
+        cwd = os.getcwd()
     except OSError as e:
         raise MinirunError(f"cannot enter working directory {plan.workdir}: {e.strerror}") from None
+    if not cwd.startswith("/"):  # "(unreachable)/...": outside the container's root
+        raise MinirunError(f"working directory {plan.workdir} is outside the container")
 
 
 def find_executable(cmd: str, path: str) -> str:

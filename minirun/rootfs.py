@@ -122,7 +122,17 @@ class RootFS:
             if step.optional and e.errno == 2:
                 return None
             raise
-        mode = os.fstat(fd).st_mode
+        st, root_st = os.fstat(fd), os.fstat(self.rootfd)
+        if (st.st_dev, st.st_ino) == (root_st.st_dev, root_st.st_ino):
+            # A link such as /proc -> / (or /dev -> ../..) resolves to the root itself.
+            # Mounting there stacks proc/tmpfs/sysfs over the whole rootfs; later steps,
+            # which resolve from self.rootfd below that mount, then land in the hidden
+            # layer, so the masks and read-only paths were silently skipped and the
+            # container's / was a writable, unmasked procfs. Refuse it.
+            os.close(fd)
+            raise MinirunError(f"refusing to mount on {step.target}: it resolves to the "
+                               "root of the rootfs")
+        mode = st.st_mode
         is_file = stat.S_ISREG(mode) or stat.S_ISCHR(mode)
         if step.kind in ("mask", "readonly"):
             ok, what = is_file or stat.S_ISDIR(mode), "file or directory"

@@ -162,9 +162,14 @@ class Runtime:
         chan = _Channel(ours)
         try:
             self._expect(chan, "ns", pid)
-            driver.attach(c, pid)
-            faults.check("start.go")
-            chan.send("go")
+            try:
+                driver.attach(c, pid)
+                faults.check("start.go")
+                chan.send("go")
+            except (MinirunError, OSError):
+                # If the child failed meanwhile (a bad mount), its reason is the real one.
+                self._raise_child_error(chan, pid)
+                raise
             master = None
             if plan.tty:
                 from .tty import receive_master
@@ -182,9 +187,22 @@ class Runtime:
         c.update(status="running", started=time.time())
         return pid, master
 
+    @classmethod
+    def _raise_child_error(cls, chan: _Channel, pid: int) -> None:
+        import select
+        r, _, _ = select.select([chan.sock], [], [], 0.5)
+        if r:
+            try:
+                line = chan.recv()
+            except OSError:
+                return
+            if line and line.startswith("error "):
+                cls._expect(chan, None, pid, line)
+
     @staticmethod
-    def _expect(chan: _Channel, want: str | None, pid: int) -> None:
-        line = chan.recv()
+    def _expect(chan: _Channel, want: str | None, pid: int, line: str | None = "") -> None:
+        if line == "":
+            line = chan.recv()
         if line == want:
             return
         if line is None:
