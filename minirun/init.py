@@ -22,7 +22,6 @@ import socket
 import stat
 import sys
 import termios
-import traceback
 from dataclasses import dataclass, field
 
 from . import caps
@@ -81,8 +80,7 @@ def child_main(sock: socket.socket, plan: ChildPlan) -> None:
         code = e.exit_code
         _report(chan, code, str(e))
     except BaseException as e:  # a bug: report it rather than hang the parent
-        _report(chan, 125, f"container init failed: {e!r}"
-                + (f"\n{traceback.format_exc()}" if os.environ.get("MINIRUN_DEBUG") else ""))
+        _report(chan, 125, f"container init failed: {e!r}")
     os._exit(code)
 
 

@@ -21,7 +21,6 @@ forked child is PID 1 and our direct child.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -333,7 +332,7 @@ class Runtime:
             c.data.update(status="exited", exit_code=code, finished=time.time())
             failures = self._detach(c)
             if c.data.get("remove") and not failures:
-                shutil.rmtree(c.dir, ignore_errors=True)
+                _rmtree(c.dir)
             else:
                 c.save()
             return failures
@@ -355,7 +354,7 @@ class Runtime:
                 c.reload()
                 failures = self._detach(c)
                 if remove and not failures:
-                    shutil.rmtree(c.dir, ignore_errors=True)
+                    _rmtree(c.dir)
                 else:
                     c.data.update(status="exited", exit_code=None)
                     c.save()
@@ -445,8 +444,13 @@ class Runtime:
                 if failures:
                     c.save()
                     raise TeardownError(failures)
-                shutil.rmtree(c.dir, ignore_errors=True)
+                _rmtree(c.dir)
         return c
+
+
+def _rmtree(path) -> None:
+    import shutil  # only on teardown: keeps it off the start path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_quiet(fd: int, msg: str) -> None:

@@ -12,7 +12,6 @@ rules), so that a SIGKILL at any point leaves enough to undo everything.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ class Paths:
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:

@@ -76,7 +76,14 @@ class Netlink:
                 (errno.EEXIST,))
             created = True
         idx = self.index(name)
-        if address not in self.nl.addresses(idx):
+        have = self.nl.addresses(idx)
+        if have and address not in have:
+            # Someone else's bridge (another program, or another minirun state root):
+            # plugging our containers into it would mix two networks.
+            from ..errors import Conflict
+            raise Conflict(f"bridge {name} already exists with address {', '.join(have)}, "
+                           "not this network's gateway: it is not minirun's")
+        if address not in have:
             _do(f"ip addr add {address}/{prefixlen} dev {name}",
                 lambda: self.nl.add_address(idx, address, prefixlen), (errno.EEXIST,))
         if created:

@@ -7,7 +7,6 @@ and freed per call: it is cheap, and it is not thread-safe to share.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 from minirun.network.firewall.base import CommandFailed, first_error_line
 

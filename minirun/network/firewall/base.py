@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -155,6 +154,7 @@ class SystemRunner:
         return self._which(tool) is not None
 
     def run(self, argv: Sequence[str], input: str | None = None) -> str:
+        import subprocess  # only for iptables and the nft fallback: off the default path
         exe = self._which(argv[0]) or argv[0]
         try:
             res = subprocess.run([exe, *argv[1:]], input=input, capture_output=True, text=True,
