@@ -99,12 +99,12 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
         os.fchdir(rootfd)
         os.chroot(".")
         os.chdir(workdir if os.path.isdir(workdir) else "/")
-        os.setsid()
         inner = os.fork()  # the first process that is really inside the PID namespace
         if inner == 0:
             try:
+                os.setsid()  # its own session, so the pty can become its terminal
                 if tty:
-                    _take_pty(chan)
+                    _take_pty(chan, console=False)
                 elif not interactive:
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)

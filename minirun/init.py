@@ -169,16 +169,18 @@ def _write_quiet(path: str, value: str) -> None:
         pass
 
 
-def _take_pty(chan: _Channel) -> None:
-    """Open a pty of the container's own devpts, make it our terminal, send the master up."""
+def _take_pty(chan: _Channel, console: bool = True) -> None:
+    """Open a pty of the container's own devpts, make it our controlling terminal (we must
+    lead our own session), and send the master up to be relayed."""
     master, slave = os.openpty()
     socket.send_fds(chan.sock, [b"pty\n"], [master])
     os.close(master)
-    try:  # /dev/console is the container's terminal too, as in runc
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
-        k.kernel.mount(os.ttyname(slave), "/dev/console", None, k.MS_BIND)
-    except (OSError, MinirunError):
-        pass
+    if console:  # /dev/console is the container's terminal too, as in runc
+        try:
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+            k.kernel.mount(os.ttyname(slave), "/dev/console", None, k.MS_BIND)
+        except (OSError, MinirunError):
+            pass
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)

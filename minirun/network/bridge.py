@@ -195,7 +195,7 @@ class BridgeDriver:
                 if ipam.leases():
                     return
                 fw.teardown_network(self.info)
-                nl.delete_link(self.net.bridge)
+                nl.delete_bridge_if_ours(self.net.bridge, self.net.gateway)
 
         try:
             return _collect([

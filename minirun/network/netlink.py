@@ -97,6 +97,12 @@ class Netlink:
             _do(f"ip link del {name}", lambda: self.nl.del_link(idx),
                 (errno.ENODEV, errno.ENOENT))
 
+    def delete_bridge_if_ours(self, name: str, gateway: str) -> None:
+        """Delete the bridge only if it carries our gateway: never someone else's."""
+        idx = self.index(name)
+        if idx is not None and gateway in self.nl.addresses(idx):
+            self.delete_link(name)
+
     def bridge_ports(self, bridge: str) -> list[str]:
         idx = self.index(bridge)
         if idx is None:

@@ -55,7 +55,7 @@ def reclaim_orphans(paths: Paths, live_ids: set[str],
                         except Exception as e:  # noqa: BLE001
                             if backend == "nftables":
                                 failures.append(f"{backend}: {e}")
-                    nl.delete_link(net.bridge)
+                    nl.delete_bridge_if_ours(net.bridge, net.gateway)
         res = PortReservations(paths.root / "ports")
         if res.dir.exists():
             for p in res.dir.iterdir():

@@ -126,3 +126,29 @@ def test_monitor_is_small(host):
     rss_kb = int(out.split()[0])
     assert rss_kb < 4096, f"monitor uses {rss_kb} kB"
     host.minirun("rm", "-f", "m", check=True)
+
+
+def test_logs_follow_until_exit(host):
+    detach(host, "lf", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done")
+    res = host.minirun("logs", "-f", "lf", timeout=20)
+    assert res.stdout.split() == ["line1", "line2", "line3"]
+    wait_status(host, "lf", "exited")
+    host.minirun("rm", "lf", check=True)
+
+
+def test_exec_with_tty_env_workdir_user(host):
+    detach(host, "e", "sleep", "1000")
+    res = host.minirun("exec", "-t", "e", "tty")
+    assert res.returncode == 0 and res.stdout.strip().startswith("/dev/pts/")
+    res = host.minirun("exec", "-e", "X=1", "-w", "/tmp", "-u", "65534", "e", "sh", "-c",
+                       'echo "$X $PWD $(id -u)"')
+    assert res.stdout.strip() == "1 /tmp 65534"
+    assert host.minirun("exec", "-i", "e", "cat", input="through").stdout == "through"
+    host.minirun("rm", "-f", "e", check=True)
+
+
+def test_ps_quiet_and_all(host):
+    cid = detach(host, "q", "sleep", "1000")
+    assert host.minirun("ps", "-q", check=True).stdout.split() == [cid[:12]]
+    host.minirun("rm", "-f", "q", check=True)
+    assert host.minirun("ps", "-a", "-q", check=True).stdout.split() == []

@@ -426,3 +426,22 @@ def test_after_a_reboot_stale_leases_are_free(host):
     wait_http(host, "http://127.0.0.1:8080/", "new")
     assert "old" in host.minirun("ps", "-a", check=True).stdout
     host.minirun("rm", "-f", "old", "new", check=True)
+
+
+def test_network_prune_keeps_used_and_default(host):
+    host.minirun("network", "create", "idle", check=True)
+    host.minirun("network", "create", "busy", check=True)
+    web(host, "b", net_args=("--network", "busy"))
+    assert host.minirun("network", "prune", check=True).stdout.split() == ["idle"]
+    names = [l.split()[0] for l in host.minirun("network", "ls", check=True).stdout.splitlines()]
+    assert names[1:] == ["bridge", "busy"]
+    host.minirun("rm", "-f", "b", check=True)
+    host.minirun("network", "rm", "busy", check=True)
+
+
+def test_someone_elses_bridge_is_not_used(host):
+    host.sh("ip link add minirun0 type bridge && ip addr add 203.0.113.1/24 dev minirun0")
+    res = host.minirun("run", "--rm", R, "true")
+    assert res.returncode == 125 and "not minirun's" in res.stderr
+    assert "203.0.113.1" in host.sh("ip -o addr show minirun0")
+    host.sh("ip link del minirun0")
