@@ -315,7 +315,8 @@ class NftablesFirewall:
     def teardown_network(self, net: NetworkInfo) -> None:
         with locked(self.lock_path):
             self._apply(f"tear down network {net.name}", render_teardown_network(net, self._state()))
-            if self.runner.available("iptables-save"):
+            # Only where setup could have added them: no iptables-save process otherwise.
+            if self._iptables_forward_exists():
                 self._compat(f"tear down network {net.name}",
                              lambda saved: _ipt.render_forward_compat_teardown(net, saved))
 
