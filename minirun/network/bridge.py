@@ -174,11 +174,15 @@ class BridgeDriver:
                             p["container_port"]) for p in rec.get("ports", [])]
 
     def detach(self, c: Container) -> list[str]:
+        """Undo attach. Every kernel deletion here waits for an RCU grace period (20-50 ms
+        on these machines), so the firewall work and the link work run in parallel threads
+        (their waits overlap; netlink and nftables take different kernel locks), and the
+        last container deletes its veth and the bridge in one batch."""
         from .netlink import Netlink
         rec = c.data.get("network") or {}
         fw = self._firewall()
-        nl = Netlink()
         ipam = self.store.ipam(self.net)
+        veth = rec.get("veth") or veth_name(c.id)
 
         def remove_rules():
             if rec.get("ip"):
@@ -186,28 +190,71 @@ class BridgeDriver:
             else:
                 fw.purge_container(c.id)
 
+        def with_netlink(step):
+            def run():
+                nl = Netlink()  # one socket per thread
+                try:
+                    step(nl)
+                finally:
+                    nl.close()
+            return run
+
         def release_ports():
             for p in rec.get("ports", []):
                 self.reservations.release(c.id, p["proto"], p["host_port"])
 
-        def remove_bridge_if_unused():
+        failures = _collect([lambda: netns.detach(rec.get("netns") or c.name)])
+        with self.store.net_lock(self.net):
+            # The last container on the network takes the bridge and the network's rules
+            # with it; holding the lock keeps a new container from attaching meanwhile.
+            last = set(ipam.leases()) <= {rec.get("ip")}
+            if last:
+                def remove_links(nl):
+                    ours = nl.is_ours(self.net.bridge, self.net.gateway)
+                    nl.delete_links_together([veth] + ([self.net.bridge] if ours else []))
+
+                def remove_all_rules():
+                    if rec.get("ip"):
+                        fw.remove_last_container(c.id, self.info, self.forwards(rec))
+                    else:
+                        fw.purge_container(c.id)
+                        fw.teardown_network(self.info)
+
+                failures += _parallel([
+                    remove_all_rules,
+                    with_netlink(remove_links),
+                ])
+                failures += _collect([lambda: ipam.release(c.id), release_ports])
+                return failures
+        failures += _parallel([remove_rules, with_netlink(lambda nl: nl.delete_link(veth))])
+        failures += _collect([lambda: ipam.release(c.id), release_ports])
+
+        def remove_bridge_if_unused():  # two containers left at once: both saw the other
             with self.store.net_lock(self.net):
                 if ipam.leases():
                     return
                 fw.teardown_network(self.info)
-                nl.delete_bridge_if_ours(self.net.bridge, self.net.gateway)
+                with_netlink(lambda nl: nl.delete_bridge_if_ours(self.net.bridge,
+                                                                 self.net.gateway))()
 
-        try:
-            return _collect([
-                remove_rules,
-                lambda: nl.delete_link(rec.get("veth") or veth_name(c.id)),
-                lambda: netns.detach(rec.get("netns") or c.name),
-                lambda: ipam.release(c.id),
-                release_ports,
-                remove_bridge_if_unused,
-            ])
-        finally:
-            nl.close()
+        return failures + _collect([remove_bridge_if_unused])
+
+
+def _parallel(steps) -> list[str]:
+    """Run undo steps in threads; like _collect, every failure is kept and reported."""
+    import threading
+    failures: list[str] = []
+
+    def run(step):
+        failures.extend(_collect([step]))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in steps[1:]]
+    for t in threads:
+        t.start()
+    run(steps[0])
+    for t in threads:
+        t.join()
+    return failures
 
 
 def _name_of(paths: Paths, cid: str) -> str:

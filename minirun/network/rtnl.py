@@ -25,7 +25,8 @@ NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLA_F_NESTED = 0x8000
 
-IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 12, 18, 28
+IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = (
+    3, 10, 12, 18, 27, 28)
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4
@@ -167,6 +168,21 @@ class RtNetlink:
 
     def del_link(self, index: int) -> None:
         self.request(RTM_DELLINK, ifinfomsg(index))
+
+    def set_group(self, index: int, group: int) -> None:
+        self.request(RTM_NEWLINK, ifinfomsg(index) + attr(IFLA_GROUP, struct.pack("=I", group)))
+
+    def del_group(self, group: int) -> None:
+        """Delete every link of a group in one batch (`ip link del group N`)."""
+        self.request(RTM_DELLINK, ifinfomsg() + attr(IFLA_GROUP, struct.pack("=I", group)))
+
+    def groups_in_use(self) -> set[int]:
+        out = set()
+        for p in self.request(RTM_GETLINK, ifinfomsg(), flags=NLM_F_DUMP):
+            attrs = parse_attrs(p, _IFINFOMSG.size)
+            if IFLA_GROUP in attrs:
+                out.add(struct.unpack("=I", attrs[IFLA_GROUP])[0])
+        return out
 
     # -- addresses and routes --------------------------------------------------
     def add_address(self, index: int, address: str, prefixlen: int) -> None:

@@ -325,6 +325,11 @@ class IptablesFirewall:
         self._change(f"remove container {container_id}",
                      lambda s: render_remove_container(container_id, net, forwards, s))
 
+    def remove_last_container(self, container_id: str, net: NetworkInfo,
+                              forwards: list[PortForward]) -> None:
+        self.remove_container(container_id, net, forwards)
+        self.teardown_network(net)
+
     def purge_container(self, container_id: str) -> None:
         self._change(f"purge container {container_id}",
                      lambda s: render_purge_container(container_id, s))

@@ -355,6 +355,22 @@ class NftablesFirewall:
             self._apply(f"remove container {container_id}",
                         render_remove_container(container_id, net, forwards, state))
 
+    def remove_last_container(self, container_id: str, net: NetworkInfo,
+                              forwards: list[PortForward]) -> None:
+        """One transaction instead of two: the container's elements and the network's
+        rules, or simply the whole table when nothing else is left in it."""
+        with locked(self.lock_path):
+            state = self._state()
+            network = render_teardown_network(net, state)
+            if network == f"delete table {TABLE}\n":
+                script = network  # the table takes its elements with it
+            else:
+                script = render_remove_container(container_id, net, forwards, state) + network
+            self._apply(f"remove container {container_id} and network {net.name}", script)
+            if self._iptables_forward_exists():
+                self._compat(f"tear down network {net.name}",
+                             lambda saved: _ipt.render_forward_compat_teardown(net, saved))
+
     def purge_container(self, container_id: str) -> None:
         with locked(self.lock_path):
             self._apply(f"purge container {container_id}",
