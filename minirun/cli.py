@@ -15,6 +15,7 @@ import time
 import click
 
 from .errors import MinirunError, UsageError
+from .runopts import FIREWALLS, GLOBAL_ENV, GLOBAL_OPTIONS, RUN_OPTIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -45,73 +46,45 @@ def _runtime(ctx):
     return Runtime(ctx.obj["paths"], ctx.obj["firewall"])
 
 
+def _options(table):
+    """click options from a runopts table (the fast path parses the same table)."""
+    def decorate(f):
+        for flags, dest, kind, default, help_ in reversed(table):
+            kw = {"help": help_}
+            if kind == "flag":
+                kw["is_flag"] = True
+            elif kind == "multi":
+                kw["multiple"] = True
+            elif default is not None:
+                kw.update(default=default, show_default=True)
+            if dest in GLOBAL_ENV:
+                kw["envvar"] = GLOBAL_ENV[dest]
+            if dest == "firewall":
+                kw["type"] = click.Choice(list(FIREWALLS))
+            f = click.option(*flags, dest, **kw)(f)
+        return f
+    return decorate
+
+
 @click.group(cls=MinirunGroup, context_settings=CONTEXT)
-@click.option("--root", envvar="MINIRUN_ROOT", help="Persistent state [/var/lib/minirun].")
-@click.option("--runroot", envvar="MINIRUN_RUNROOT", help="Volatile state [/run/minirun].")
-@click.option("--firewall", envvar="MINIRUN_FIREWALL", default="nftables", show_default=True,
-              type=click.Choice(["nftables", "iptables"]), help="Firewall backend.")
-@click.option("--explain", is_flag=True, help="Print every host change as a shell command.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@_options(GLOBAL_OPTIONS)
 @click.pass_context
-def main(ctx, root, runroot, firewall, explain, debug):
+def main(ctx, **globs):
     """minirun: a small container runtime to learn how containers and their networks work."""
-    from .state import Paths
-    if os.geteuid() != 0:
-        raise MinirunError("minirun must run as root")
-    ctx.obj = {"paths": Paths.from_env(root, runroot), "firewall": firewall}
-    ctx.meta["minirun.debug"] = debug
-    if debug:
-        os.environ["MINIRUN_DEBUG"] = "1"
-    if explain:
-        from . import oplog
-        oplog.explain_to(sys.stderr)
+    from .commands import setup_globals
+    ctx.meta["minirun.debug"] = globs["debug"]
+    ctx.obj = {"paths": setup_globals(globs), "firewall": globs["firewall"]}
 
 
 @main.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
-@click.option("--name", help="Container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*).")
-@click.option("-e", "--env", "env", multiple=True, help="NAME=VALUE (or NAME to copy).")
-@click.option("--env-file", multiple=True, help="File of NAME=VALUE lines.")
-@click.option("-w", "--workdir", default="/", help="Working directory inside.")
-@click.option("-u", "--user", help="UID[:GID].")
-@click.option("--hostname", help="Hostname [first 12 characters of the id].")
-@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
-@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
-@click.option("-d", "--detach", is_flag=True, help="Run in the background, print the id.")
-@click.option("--init", is_flag=True, help="Run a tiny init as PID 1 that reaps and forwards.")
-@click.option("--read-only", is_flag=True, help="Mount the root file system read-only.")
-@click.option("-v", "--volume", multiple=True, help="HOST:CONTAINER[:ro].")
-@click.option("--cap-add", multiple=True, help="Add a capability (or ALL).")
-@click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL).")
-@click.option("--network", "--net", default="bridge", show_default=True,
-              help="bridge, none, host, container:NAME, or a network's name.")
-@click.option("-p", "--publish", multiple=True,
-              help="[IP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|/udp]")
-@click.option("--ip", help="A static address on the network.")
+@_options(RUN_OPTIONS)
 @click.argument("rootfs")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
-def run(ctx, name, env, env_file, workdir, user, hostname, interactive, tty, remove, detach,
-        init, read_only, volume, cap_add, cap_drop, network, publish, ip, rootfs, command):
+def run(ctx, rootfs, command, **opts):
     """Run COMMAND in a new container made from the directory ROOTFS."""
-    from . import caps
-    from .network.ports import parse_all
-    from .spec import ContainerSpec, Volume, check_rootfs, parse_env, parse_user
-    ports = parse_all(publish)
-    spec = ContainerSpec(
-        rootfs=check_rootfs(rootfs), command=tuple(command), name=name, hostname=hostname,
-        env=parse_env(env, env_file), workdir=workdir, user=parse_user(user),
-        interactive=interactive, tty=tty, remove=remove, detach=detach, init=init,
-        read_only=read_only, volumes=tuple(Volume.parse(v) for v in volume),
-        caps=tuple(caps.resolve(cap_add, cap_drop)), network=network, ip=ip).validate()
-    if ip is not None:
-        import ipaddress
-        try:
-            ipaddress.IPv4Address(ip)
-        except ValueError:
-            raise UsageError(f"invalid --ip {ip!r}") from None
-    sys.stdout.flush()
-    ctx.exit(_runtime(ctx).run(spec, ports))
+    from .commands import run_command
+    ctx.exit(run_command(ctx.obj["paths"], ctx.obj["firewall"], opts, rootfs, command))
 
 
 @main.command("_cleanup", hidden=True)

@@ -22,7 +22,7 @@ import socket
 import stat
 import sys
 import termios
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import caps
 from . import kernel as k
@@ -30,8 +30,7 @@ from .errors import CommandNotExecutable, CommandNotFound, MinirunError
 from .rootfs import MountStep, RootFS, pivot_into
 
 
-@dataclass
-class ChildPlan:
+class ChildPlan(NamedTuple):
     lower: str                     # the user's rootfs (never written)
     upper: str
     work: str
@@ -43,7 +42,7 @@ class ChildPlan:
     env: dict[str, str]
     workdir: str = "/"
     user: tuple[int, int] | None = None
-    caps: list[str] = field(default_factory=list)
+    caps: list[str] = []   # never mutated
     read_only: bool = False
     tty: bool = False
     init: bool = False

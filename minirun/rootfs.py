@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import kernel as k
 from .errors import MinirunError, SyscallError
@@ -30,8 +30,7 @@ MASKED_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/devices/virtua
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 
-@dataclass(frozen=True)
-class MountStep:
+class MountStep(NamedTuple):
     """One mount inside the new root. `kind` says how the target is prepared."""
     target: str                   # absolute path inside the container
     fstype: str | None = None

@@ -136,7 +136,7 @@ class Runtime:
     def _start(self, c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         """Fork PID 1, attach the network, let it exec. Returns (pid, pty master or None)."""
         plan = self._child_plan(c, driver, stdin_fd, output_fd)
-        plan.join_netns_fd = driver.join_fd(c)
+        plan = plan._replace(join_netns_fd=driver.join_fd(c))
         ours, theirs = socket.socketpair()
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         k.kernel.unshare(k.CLONE_NEWPID)

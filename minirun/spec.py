@@ -1,4 +1,4 @@
-"""What the user asked for, validated: frozen dataclasses and checks of all user input.
+"""What the user asked for, validated: immutable records and checks of all user input.
 
 Everything here is pure (no side effects) except reading the rootfs and env
 files the user named. `minirun run` builds a ContainerSpec before it creates
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from .errors import UsageError
@@ -75,8 +75,7 @@ def parse_env(items: tuple[str, ...], files: tuple[str, ...] = ()) -> dict[str, 
     return env
 
 
-@dataclass(frozen=True)
-class Volume:
+class Volume(NamedTuple):
     source: str
     target: str
     readonly: bool = False
@@ -114,13 +113,12 @@ def parse_user(user: str | None) -> tuple[int, int] | None:
     return uid, gid
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
+class ContainerSpec(NamedTuple):
     rootfs: str
     command: tuple[str, ...]
     name: str | None = None
     hostname: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = {}   # never mutated
     workdir: str = "/"
     user: tuple[int, int] | None = None
     interactive: bool = False

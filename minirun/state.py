@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,8 +21,7 @@ from . import fsutil
 from .errors import Conflict, NotFound
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     root: Path
     runroot: Path
 
