@@ -35,6 +35,14 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def read_text(path: Path, default: str | None = None) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
 @contextlib.contextmanager
 def locked(path: Path, shared: bool = False) -> Iterator[None]:
     """Hold an flock on `path` (created if missing) for the duration of the block.

@@ -36,8 +36,8 @@ from .network import dns
 from .network.plugin import driver_of, get_driver
 from .rootfs import plan as mount_plan
 from .spec import ContainerSpec
-from .state import (Container, Paths, all_containers, create_record, lookup, process_alive,
-                    proc_start_time)
+from .state import (Container, Paths, all_containers, create_record, delete_record, lookup,
+                    process_alive, proc_start_time)
 
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -332,7 +332,7 @@ class Runtime:
             c.data.update(status="exited", exit_code=code, finished=time.time())
             failures = self._detach(c)
             if c.data.get("remove") and not failures:
-                _rmtree(c.dir)
+                delete_record(c)
             else:
                 c.save()
             return failures
@@ -354,7 +354,7 @@ class Runtime:
                 c.reload()
                 failures = self._detach(c)
                 if remove and not failures:
-                    _rmtree(c.dir)
+                    delete_record(c)
                 else:
                     c.data.update(status="exited", exit_code=None)
                     c.save()
@@ -444,13 +444,8 @@ class Runtime:
                 if failures:
                     c.save()
                     raise TeardownError(failures)
-                _rmtree(c.dir)
+                delete_record(c)
         return c
-
-
-def _rmtree(path) -> None:
-    import shutil  # only on teardown: keeps it off the start path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_quiet(fd: int, msg: str) -> None:

@@ -39,6 +39,10 @@ class Paths(NamedTuple):
         return self.root / "networks"
 
     @property
+    def names(self) -> Path:
+        return self.root / "names"
+
+    @property
     def names_lock(self) -> Path:
         return self.runroot / "names.lock"
 
@@ -128,22 +132,44 @@ class Container:
 
 
 def create_record(paths: Paths, name: str | None, data: dict[str, Any]) -> Container:
-    """Reserve a unique name and write the first record, under the names lock."""
+    """Reserve a unique name and write the first record, under the names lock.
+
+    Names are indexed by one small file each (names/NAME holds the id), so
+    checking and resolving a name costs the same with 1 or 1000 containers.
+    """
     cid = new_id()
     with fsutil.locked(paths.names_lock):
         if name is None:
             name = _generated_name(paths, cid)
-        elif find_by_name(paths, name) is not None:
+        if find_by_name(paths, name) is not None:
             raise Conflict(f"container name {name!r} is already in use")
         data = dict(data, id=cid, name=name, created=time.time(), status="creating")
         c = Container(paths, cid, data)
         c.dir.mkdir(parents=True, exist_ok=False)
         c.save()
+        fsutil.atomic_write(paths.names / name, cid + "\n")
     return c
+
+
+def delete_record(c: Container) -> None:
+    """Remove a container's record, its layer and its name."""
+    import shutil  # only on teardown: keeps it off the start path
+    with fsutil.locked(c.paths.names_lock):
+        try:
+            if (c.paths.names / c.name).read_text().strip() == c.id:
+                (c.paths.names / c.name).unlink()
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(c.dir, ignore_errors=True)
 
 
 def _generated_name(paths: Paths, cid: str) -> str:
     return f"c-{cid[:10]}"
+
+
+def _load(paths: Paths, cid: str) -> Container | None:
+    data = fsutil.read_json(paths.container_dir(cid) / "state.json")
+    return Container(paths, cid, data) if data is not None else None
 
 
 def all_containers(paths: Paths) -> Iterator[Container]:
@@ -158,20 +184,21 @@ def all_containers(paths: Paths) -> Iterator[Container]:
 
 
 def find_by_name(paths: Paths, name: str) -> Container | None:
-    for c in all_containers(paths):
-        if c.name == name:
-            return c
-    return None
+    try:
+        cid = (paths.names / name).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    c = _load(paths, cid) if cid and "/" not in cid else None
+    return c if c is not None and c.name == name else None  # a stale entry is no name
 
 
 def lookup(paths: Paths, ref: str) -> Container:
     """A container by name, full id, or unique id prefix (as Docker accepts)."""
-    matches = []
-    for c in all_containers(paths):
-        if c.name == ref or c.id == ref:
+    if "/" not in ref and ref not in (".", ".."):
+        c = find_by_name(paths, ref) or (_load(paths, ref) if len(ref) == 64 else None)
+        if c is not None:
             return c
-        if len(ref) >= 3 and c.id.startswith(ref):
-            matches.append(c)
+    matches = [c for c in all_containers(paths) if len(ref) >= 3 and c.id.startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

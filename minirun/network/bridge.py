@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from .. import faults, oplog
+from .. import faults, fsutil, oplog
 from ..errors import Conflict, MinirunError
 from ..state import Container, Paths, lookup
 from . import netns
@@ -78,6 +78,11 @@ class BridgeDriver:
     def from_record(cls, paths: Paths, rec: dict, firewall: str | None) -> "BridgeDriver":
         net = Network(rec["network"], rec["subnet"], rec["gateway"], rec["bridge"])
         return cls(paths, net, rec.get("firewall") or firewall or "nftables")
+
+    @property
+    def ready_marker(self):
+        """Says the network's rules are in for the bridge with this ifindex (volatile)."""
+        return self.paths.runroot / f"network-{self.net.name}.ready"
 
     @property
     def info(self) -> NetworkInfo:
@@ -146,7 +151,12 @@ class BridgeDriver:
                 # the firewall drops 127/8 arriving from anywhere but lo (CVE-2020-8558).
                 set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1")
                 faults.check("attach.firewall-network")
-                fw.setup_network(self.info)
+                # The network's rules go in with its bridge, not with every container:
+                # re-applying them makes nft load a cache that grows with the maps.
+                ready = f"{nl.index(self.net.bridge)}"
+                if fsutil.read_text(self.ready_marker) != ready:
+                    fw.setup_network(self.info)
+                    fsutil.atomic_write(self.ready_marker, ready)
             faults.check("attach.netns")
             netns.attach(rec["netns"], pid)
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -207,7 +217,7 @@ class BridgeDriver:
         with self.store.net_lock(self.net):
             # The last container on the network takes the bridge and the network's rules
             # with it; holding the lock keeps a new container from attaching meanwhile.
-            last = set(ipam.leases()) <= {rec.get("ip")}
+            last = not ipam.others_exist(rec.get("ip"))
             if last:
                 def remove_links(nl):
                     ours = nl.is_ours(self.net.bridge, self.net.gateway)
@@ -224,7 +234,8 @@ class BridgeDriver:
                     remove_all_rules,
                     with_netlink(remove_links),
                 ])
-                failures += _collect([lambda: ipam.release(c.id), release_ports])
+                failures += _collect([lambda: ipam.release(c.id), release_ports,
+                                      lambda: self.ready_marker.unlink(missing_ok=True)])
                 return failures
         failures += _parallel([remove_rules, with_netlink(lambda nl: nl.delete_link(veth))])
         failures += _collect([lambda: ipam.release(c.id), release_ports])
@@ -236,6 +247,7 @@ class BridgeDriver:
                 fw.teardown_network(self.info)
                 with_netlink(lambda nl: nl.delete_bridge_if_ours(self.net.bridge,
                                                                  self.net.gateway))()
+                self.ready_marker.unlink(missing_ok=True)
 
         return failures + _collect([remove_bridge_if_unused])
 

@@ -35,6 +35,7 @@ IPv4Address = ipaddress.IPv4Address
 
 LOCK_FILE = "lock"
 LAST_RESERVED_FILE = "last_reserved"
+OWNER_PREFIX = "owner-"  # owner-<container id>: the address it holds, for an O(1) lookup
 # A /31 or /32 leaves no room for a gateway plus one container.
 MAX_PREFIXLEN = 30
 
@@ -154,21 +155,45 @@ class Ipam:
 
         One address per owner per network: if the owner already holds a lease
         of this boot, that address is returned (so a retried start is harmless).
+        The cost does not grow with the number of leases: the owner's address is
+        found through its owner file, and a dynamic allocation only reads the
+        lease files it collides with.
         """
         _check_owner(owner)
         with self._lock():
             boot = fsutil.boot_id()
-            leases = self._read_leases()
-            current = {ip: lease.owner for ip, lease in leases.items() if lease.is_current(boot)}
-            held = [ip for ip, who in current.items() if who == owner]
-            if held:
-                if requested is not None and self._normalise(requested) not in held:
-                    raise Conflict(f"container {short_id(owner)} already holds {held[0]} "
+            held = self._held_by(owner, boot)
+            if held is not None:
+                if requested is not None and self._normalise(requested) != held:
+                    raise Conflict(f"container {short_id(owner)} already holds {held} "
                                    f"in network {self.network}")
-                return held[0]
+                return held
             if requested is not None:
-                return self._allocate_static(owner, requested, current, boot)
-            return self._allocate_dynamic(owner, current, boot)
+                leases = self._read_leases()
+                current = {ip: lease.owner for ip, lease in leases.items()
+                           if lease.is_current(boot)}
+                ip = self._allocate_static(owner, requested, current, boot)
+            else:
+                ip = self._allocate_dynamic(owner, {}, boot)
+            fsutil.atomic_write(self.store_dir / (OWNER_PREFIX + owner), ip + "\n", mode=0o644)
+            return ip
+
+    def others_exist(self, ip: str | None) -> bool:
+        """Whether any lease file but `ip`'s exists (a listing, no reads): is this the
+        network's last container?"""
+        try:
+            names = os.listdir(self.store_dir)
+        except FileNotFoundError:
+            return False
+        return any(n != ip and n[:1].isdigit() and n.count(".") == 3 for n in names)
+
+    def _held_by(self, owner: str, boot: str) -> str | None:
+        try:
+            ip = (self.store_dir / (OWNER_PREFIX + owner)).read_text().strip()
+        except FileNotFoundError:
+            return None
+        lease = self._read_lease(ip) if ip else Lease(ip, None, None)
+        return ip if lease.owner == owner and lease.is_current(boot) else None
 
     def release(self, owner: str, ip: str | None = None) -> None:
         """Free `ip` if `owner` holds it, or every lease of `owner` (ip None).
@@ -185,6 +210,8 @@ class Ipam:
                 targets = [lease for lease in leases.values() if lease.owner == owner]
             for lease in targets:
                 self._remove(lease.ip)
+            if ip is None or targets:
+                self._remove(OWNER_PREFIX + owner)
 
     def leases(self) -> dict[str, str]:
         """ip -> owner for the leases that count (this boot's); stale ones are free."""
@@ -210,6 +237,8 @@ class Ipam:
                     if alive[lease.owner]:
                         continue
                 self._remove(ip)
+                if lease.owner:
+                    self._remove(OWNER_PREFIX + lease.owner)
                 freed.append(ip)
         return freed
 

@@ -56,6 +56,7 @@ def reclaim_orphans(paths: Paths, live_ids: set[str],
                             if backend == "nftables":
                                 failures.append(f"{backend}: {e}")
                     nl.delete_bridge_if_ours(net.bridge, net.gateway)
+                    (paths.runroot / f"network-{net.name}.ready").unlink(missing_ok=True)
         res = PortReservations(paths.root / "ports")
         if res.dir.exists():
             for p in res.dir.iterdir():

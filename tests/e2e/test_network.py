@@ -367,7 +367,8 @@ def test_sigkill_mid_start_then_reclaim(host, detached):
     n = len(alive)
     assert len([l for l in inv["links"] if l.startswith("veth")]) == n
     assert len(inv["netns"]) == n and int(inv["mounts"]) == n
-    assert len([r for r in inv["records"] if "/ipam/" in r]) == n
+    assert len([r for r in inv["records"] if "/ipam/" in r and "owner-" not in r]) == n
+    assert len([r for r in inv["records"] if "/ipam/owner-" in r]) == n
     assert len([r for r in inv["records"] if "/ports/" in r]) == n
     assert len([r for r in inv["records"] if r.endswith("state.json")]) >= n
     assert inv["nft"].count("comment") - inv["nft"].count('comment "bridge"') == n

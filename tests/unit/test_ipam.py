@@ -115,7 +115,8 @@ def test_on_disk_layout(tmp_path):
     ipam = make(tmp_path)
     ipam.allocate(OWNER_A)
     names = sorted(p.name for p in ipam.store_dir.iterdir())
-    assert names == ["10.1.2.2", "last_reserved", "lock"]
+    assert names == ["10.1.2.2", "last_reserved", "lock", f"owner-{OWNER_A}"]
+    assert (ipam.store_dir / f"owner-{OWNER_A}").read_text().strip() == "10.1.2.2"
     assert json.loads((ipam.store_dir / "10.1.2.2").read_text()) == {
         "owner": OWNER_A, "boot_id": fsutil.boot_id()}
     assert (ipam.store_dir / "last_reserved").read_text().strip() == "10.1.2.2"
