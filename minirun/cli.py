@@ -7,7 +7,6 @@ found; 128+N when the command was killed by signal N; 2 for click usage errors.
 from __future__ import annotations
 
 import json
-import os
 import signal as _signal
 import sys
 import time
@@ -93,7 +92,7 @@ def run(ctx, rootfs, command, **opts):
 @click.pass_context
 def cleanup(ctx, container_id, status):
     """Called by the monitor when a detached container exits."""
-    from .state import Container, Paths
+    from .state import Container
     rt = _runtime(ctx)
     c = Container(rt.paths, container_id, {})
     if not c.record_path.exists():

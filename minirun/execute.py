@@ -16,12 +16,11 @@ import socket
 from . import caps as _caps
 from . import kernel as k
 from .errors import MinirunError
-from .init import _Channel, _report, find_executable, _take_pty
+from .init import _Channel, _report, _take_pty, find_executable, reported_error
 from .state import Container
 
 JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
               ("pid", k.CLONE_NEWPID), ("mnt", k.CLONE_NEWNS))
-ERRORS = {126: "CommandNotExecutable", 127: "CommandNotFound"}
 
 
 def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bool = False,
@@ -81,12 +80,7 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
 
 
 def _raise_reported(line: str) -> None:
-    from . import errors
-    if line.startswith("error "):
-        _, code, msg = line.split(" ", 2)
-        cls = getattr(errors, ERRORS.get(int(code), "MinirunError"))
-        raise cls(msg.strip())
-    raise MinirunError(f"unexpected message from exec: {line!r}")
+    raise reported_error(line) or MinirunError(f"unexpected message from exec: {line!r}")
 
 
 def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive) -> None:

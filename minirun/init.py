@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import stat
-import sys
 import termios
 from typing import NamedTuple
 
@@ -67,6 +66,18 @@ class _Channel:
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line.decode()
+
+
+ERRORS_BY_CODE = {126: CommandNotExecutable, 127: CommandNotFound}
+
+
+def reported_error(line: str | None) -> MinirunError | None:
+    """The error an "error CODE MESSAGE" line from the child stands for (None if it is
+    not one): the child's exit code picks the class, so 126/127 reach the CLI."""
+    if not line or not line.startswith("error "):
+        return None
+    _, code, msg = line.split(" ", 2)
+    return ERRORS_BY_CODE.get(int(code), MinirunError)(msg.strip())
 
 
 def child_main(sock: socket.socket, plan: ChildPlan) -> None:

@@ -29,9 +29,8 @@ from pathlib import Path
 
 from . import faults, fsutil
 from . import kernel as k
-from .errors import (CommandNotExecutable, CommandNotFound, Conflict, MinirunError,
-                     TeardownError, UsageError)
-from .init import ChildPlan, _Channel, child_main
+from .errors import Conflict, MinirunError, TeardownError, UsageError
+from .init import ChildPlan, _Channel, child_main, reported_error
 from .network import dns
 from .network.plugin import driver_of, get_driver
 from .rootfs import plan as mount_plan
@@ -42,7 +41,6 @@ from .state import (Container, Paths, all_containers, create_record, delete_reco
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
-ERRORS_BY_CODE = {126: CommandNotExecutable, 127: CommandNotFound}
 
 
 class _Aborted(MinirunError):
@@ -171,11 +169,9 @@ class Runtime:
                 raise
             master = None
             if plan.tty:
-                from .tty import receive_master
                 msg, fds, _f, _a = socket.recv_fds(ours, 4096, 1)
-                if not fds:
-                    chan.buf = msg
-                    self._expect(chan, None, pid)
+                if not fds:  # an error line instead of the pty
+                    _check(msg.decode().strip() or None, "pty", pid)
                 master = fds[0]
             self._expect(chan, None, pid)  # EOF: the command was exec'd
         except BaseException:
@@ -186,8 +182,8 @@ class Runtime:
         c.update(status="running", started=time.time())
         return pid, master
 
-    @classmethod
-    def _raise_child_error(cls, chan: _Channel, pid: int) -> None:
+    @staticmethod
+    def _raise_child_error(chan: _Channel, pid: int) -> None:
         import select
         r, _, _ = select.select([chan.sock], [], [], 0.5)
         if r:
@@ -195,22 +191,12 @@ class Runtime:
                 line = chan.recv()
             except OSError:
                 return
-            if line and line.startswith("error "):
-                cls._expect(chan, None, pid, line)
+            if reported_error(line):
+                _check(line, None, pid)
 
     @staticmethod
-    def _expect(chan: _Channel, want: str | None, pid: int, line: str | None = "") -> None:
-        if line == "":
-            line = chan.recv()
-        if line == want:
-            return
-        if line is None:
-            raise MinirunError("container init exited before it was ready")
-        if line.startswith("error "):
-            _, code, msg = line.split(" ", 2)
-            _kill_and_reap(pid)
-            raise ERRORS_BY_CODE.get(int(code), MinirunError)(msg)
-        raise MinirunError(f"unexpected message from container init: {line!r}")
+    def _expect(chan: _Channel, want: str | None, pid: int) -> None:
+        _check(chan.recv(), want, pid)
 
     def _run_foreground(self, c: Container, spec: ContainerSpec, driver) -> int:
         # Until PID 1 exists a signal aborts the start (and its teardown runs); from
@@ -270,10 +256,7 @@ class Runtime:
             print(c.id, file=out)
             return 0
         os.waitpid(mpid, 0)
-        if reply.startswith("error "):
-            _, code, msg = reply.split(" ", 2)
-            raise ERRORS_BY_CODE.get(int(code), MinirunError)(msg.strip())
-        raise MinirunError("the container's monitor died during start-up")
+        raise reported_error(reply) or MinirunError("the container's monitor died during start-up")
 
     def _monitor_main(self, c: Container, driver, report_fd: int, monitor_bin: str | None):
         code = 125
@@ -446,6 +429,17 @@ class Runtime:
                     raise TeardownError(failures)
                 delete_record(c)
         return c
+
+
+def _check(line: str | None, want: str | None, pid: int) -> None:
+    """Accept the child's message `want` (None: EOF, the exec happened), or raise."""
+    if line == want:
+        return
+    if line is None:
+        raise MinirunError("container init exited before it was ready")
+    err = reported_error(line)
+    _kill_and_reap(pid)
+    raise err or MinirunError(f"unexpected message from container init: {line!r}")
 
 
 def _write_quiet(fd: int, msg: str) -> None:

@@ -7,22 +7,13 @@ master fd is passed up over the sync socket, as runc's console socket does, so
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import select
 import signal
-import socket
 import termios
 import tty as _tty
 from typing import Iterator
-
-
-def receive_master(sock: socket.socket) -> int:
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
-    if not fds:
-        raise OSError(errno.EPROTO, "no pty received from the container")
-    return fds[0]
 
 
 def copy_winsize(src: int, dst: int) -> None:

@@ -116,7 +116,7 @@ class Host:
             if base.exists():
                 records += sorted(str(p.relative_to(self.dir)) for p in base.rglob("*")
                                   if p.is_file() and _counts(p))
-        procs = self.sh(f"ps -e -o pid= -o args= || true")
+        procs = self.sh("ps -e -o pid= -o args= || true")
         return {"links": sorted(links), "nft": nft, "iptables": ipt, "netns": netns,
                 "mounts": mounts, "records": records,
                 # the PID namespace is the real host's: count only this host's monitors

@@ -2,7 +2,6 @@
 the kernel objects vanished. Nothing may be left, whatever happens."""
 import json
 import subprocess
-import sys
 
 import pytest
 

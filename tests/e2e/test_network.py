@@ -235,7 +235,7 @@ def test_network_none_host_and_container(host):
     assert [l.split(": ")[1] for l in res.stdout.splitlines()] == ["lo"]
     res = host.minirun("run", "--rm", "--network", "host", R, "ip", "-o", "link")
     assert "lo" in res.stdout and res.returncode == 0
-    rec = web(host, "pod")
+    web(host, "pod")
     res = host.minirun("run", "--rm", "--network", "container:pod", "--init", R, "timeout", "5", "wget",
                        "-qO-", "http://127.0.0.1/")
     assert res.stdout.strip() == "pod", res.stderr
@@ -248,7 +248,7 @@ def test_networks_as_objects_and_isolation(host):
     assert out.stdout.strip() == "lesson"
     host.minirun("network", "create", "other", check=True)
     a = web(host, "a", net_args=("--network", "lesson"))
-    b = web(host, "b", net_args=("--network", "other"))
+    web(host, "b", net_args=("--network", "other"))
     assert a["network"]["ip"].startswith("192.168.15.") and a["network"]["ip"] != "192.168.15.5"
     assert "192.168.15.5/24" in host.sh("ip -o addr show v-net-0")
     info = json.loads(host.minirun("network", "inspect", "lesson", check=True).stdout)

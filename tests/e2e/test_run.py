@@ -1,6 +1,5 @@
 """`minirun run`: isolation, the rootfs, exit codes, options. Each test in a throwaway host."""
 import os
-import time
 
 import pytest
 

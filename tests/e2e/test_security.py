@@ -7,7 +7,6 @@ and nothing may be mounted on them, whether the run succeeded or failed.
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import time

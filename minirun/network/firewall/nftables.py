@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minirun import oplog
-from minirun.errors import Conflict, MinirunError
+from minirun.errors import Conflict
 from minirun.fsutil import locked
 from minirun.network.firewall import iptables as _ipt
 from minirun.network.firewall.base import (CommandFailed, NetworkInfo, PortForward, PROTOCOLS,
