@@ -65,7 +65,7 @@ class Runtime:
                 raise UsageError(f"publishing ports needs a bridge network, not "
                                  f"--network {spec.network}")
             driver.check_ports(ports)
-        self._check_paths(spec.rootfs)
+        self._check_paths(spec.rootfs, str(self.paths.root))
         c = create_record(self.paths, spec.name, self._config(spec, ports))
         try:
             hostname = spec.hostname or c.id[:12]
@@ -83,10 +83,12 @@ class Runtime:
         return self._run_foreground(c, spec, driver)
 
     @staticmethod
-    def _check_paths(rootfs: str) -> None:
+    def _check_paths(*paths: str) -> None:
         # overlayfs takes its layers in a comma- and colon-separated option string.
-        if any(ch in rootfs for ch in ",:\\"):
-            raise UsageError(f"rootfs path {rootfs!r} must not contain ',', ':' or '\\'")
+        for path in paths:
+            if any(ch in path for ch in ",:\\"):
+                raise UsageError(f"path {path!r} must not contain ',', ':' or '\\' "
+                                 "(overlayfs cannot take it)")
 
     @staticmethod
     def _config(spec: ContainerSpec, ports: list) -> dict:

@@ -130,7 +130,6 @@ class ContainerSpec(NamedTuple):
     volumes: tuple[Volume, ...] = ()
     caps: tuple[str, ...] = ()
     network: str = "bridge"
-    ports: tuple = ()          # tuple[PortMapping, ...]
     ip: str | None = None
 
     def validate(self) -> "ContainerSpec":
