@@ -187,7 +187,9 @@ class Runtime:
     @staticmethod
     def _raise_child_error(chan: _Channel, pid: int) -> None:
         import select
-        r, _, _ = select.select([chan.sock], [], [], 0.5)
+        # A child that failed has written its reason before exiting, and its exit is
+        # what made our side fail: the line is already there, no need to wait for it.
+        r, _, _ = select.select([chan.sock], [], [], 0.02)
         if r:
             try:
                 line = chan.recv()

@@ -237,7 +237,8 @@ class BridgeDriver:
                 failures += _collect([lambda: ipam.release(c.id), release_ports,
                                       lambda: self.ready_marker.unlink(missing_ok=True)])
                 return failures
-        failures += _parallel([remove_rules, with_netlink(lambda nl: nl.delete_link(veth))])
+        failures += _parallel([remove_rules,
+                               with_netlink(lambda nl: nl.delete_links_together([veth]))])
         failures += _collect([lambda: ipam.release(c.id), release_ports])
 
         def remove_bridge_if_unused():  # two containers left at once: both saw the other

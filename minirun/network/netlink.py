@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 from .. import kernel as k
 from .. import oplog
@@ -34,6 +35,21 @@ def _do(cmd: str, step, ok_errnos: tuple[int, ...] = ()) -> None:
     except OSError as e:
         if e.errno not in ok_errnos:
             raise _fail(cmd, e) from None
+
+
+def _spawn_quiet(argv: list[str]):
+    """Start a command we need not wait for; its Popen, or None if it cannot start."""
+    import shutil
+    import subprocess
+    exe = shutil.which(argv[0], path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if exe is None:
+        return None
+    try:
+        return subprocess.Popen([exe, *argv[1:]], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError:
+        return None
 
 
 def _in_netns(netns_fd: int) -> RtNetlink:
@@ -98,23 +114,44 @@ class Netlink:
                 (errno.ENODEV, errno.ENOENT))
 
     def delete_links_together(self, names: list[str]) -> None:
-        """Delete several links in one kernel batch: each deletion waits for an RCU grace
-        period (20-50 ms on these machines), a batch waits for one. The links are moved
-        into a fresh link group, then the group is deleted (`ip link del group N`)."""
-        found = [(n, self.index(n)) for n in names]
-        found = [(n, i) for n, i in found if i is not None]
-        if len(found) < 2:
-            for n, _ in found:
-                self.delete_link(n)
+        """Delete links in one kernel batch, and return as soon as they are gone.
+
+        Each deletion waits for RCU grace periods (20-50 ms here), a batch for one
+        set of them: the links are moved into a fresh link group and the group is
+        deleted (`ip link del group N`). The kernel unregisters the links (names
+        free, nothing listed) about halfway through that wait and spends the rest
+        releasing them; so the deletion is sent by an `ip` process of its own and
+        we return once the links are unregistered, instead of waiting for the
+        release. If that does not happen in time, we delete them ourselves and
+        report what fails.
+        """
+        found = [(n, i) for n, i in ((n, self.index(n)) for n in names) if i is not None]
+        if not found:
             return
         used = self.nl.groups_in_use()
-        group = int.from_bytes(os.urandom(4), "little") | 0x40000000
+        # 2^30..2^31-1: clear of the groups people number by hand, and within what
+        # `ip` accepts (it parses a signed 32-bit number)
+        group = (int.from_bytes(os.urandom(4), "little") & 0x3FFFFFFF) | 0x40000000
         while group in used:
-            group += 1
+            group = 0x40000000 | ((group + 1) & 0x3FFFFFFF)
         for n, i in found:
             _do(f"ip link set {n} group {group}", lambda: self.nl.set_group(i, group),
                 (errno.ENODEV,))
-        _do(f"ip link del group {group}", lambda: self.nl.del_group(group), (errno.ENODEV,))
+        cmd = f"ip link del group {group}"
+        oplog.record(cmd)
+        proc = _spawn_quiet(cmd.split())
+        deadline = time.monotonic() + 5
+        while proc is not None and any(self.index(n) is not None for n, _ in found):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc = None  # it failed or hangs: delete them ourselves, with errors
+            else:
+                time.sleep(0.0005)
+        if proc is None:
+            try:
+                self.nl.del_group(group)
+            except OSError as e:
+                if e.errno != errno.ENODEV:
+                    raise _fail(cmd, e) from None
 
     def delete_bridge_if_ours(self, name: str, gateway: str) -> None:
         """Delete the bridge only if it carries our gateway: never someone else's."""

@@ -400,10 +400,20 @@ class NftablesFirewall:
                 script = network  # the table takes its elements with it
             else:
                 script = render_remove_container(container_id, net, forwards, state) + network
-            self._apply(f"remove container {container_id} and network {net.name}", script)
+            compat = None
             if self._iptables_forward_exists():
-                self._compat(f"tear down network {net.name}",
-                             lambda saved: _ipt.render_forward_compat_teardown(net, saved), net)
+                # iptables' rules and ours are independent: remove both at once, so
+                # their kernel waits overlap.
+                import threading
+                compat = threading.Thread(target=self._compat, args=(
+                    f"tear down network {net.name}",
+                    lambda saved: _ipt.render_forward_compat_teardown(net, saved), net))
+                compat.start()
+            try:
+                self._apply(f"remove container {container_id} and network {net.name}", script)
+            finally:
+                if compat is not None:
+                    compat.join()
 
     def purge_container(self, container_id: str) -> None:
         with locked(self.lock_path):
