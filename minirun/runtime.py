@@ -264,6 +264,7 @@ class Runtime:
 
     def _monitor_main(self, c: Container, driver, report_fd: int, monitor_bin: str | None):
         code = 125
+        pid = None
         try:
             os.setsid()
             # stdin/stdout go now; stderr stays until the start is done, so errors and
@@ -282,10 +283,15 @@ class Runtime:
             finally:
                 os.close(log)
                 os.close(null_in)
-            sys.stderr.flush()
+            try:
+                sys.stderr.flush()
+            except OSError:
+                pass
             os.dup2(devnull, 2)
             os.close(devnull)
-            os.write(report_fd, b"ok\n")
+            # The CLI may be gone (killed while we started): the container runs on, and
+            # this monitor still owns it.
+            _write_quiet(report_fd, "ok\n")
             os.close(report_fd)
             cleanup = [sys.executable, "-m", "minirun", "--root", str(self.paths.root),
                        "--runroot", str(self.paths.runroot), "--firewall", self.firewall,
@@ -296,12 +302,14 @@ class Runtime:
             _, status = os.waitpid(pid, 0)
             self.finish(c, _exit_code(status))
             code = 0
-        except MinirunError as e:
-            self._teardown_quietly(c, remove=True)
-            _write_quiet(report_fd, f"error {e.exit_code} {e}")
         except BaseException as e:
+            if pid is not None:  # never leave a container running without its records
+                _kill_and_reap(pid)
             self._teardown_quietly(c, remove=True)
-            _write_quiet(report_fd, f"error 125 monitor failed: {e!r}")
+            if isinstance(e, MinirunError):
+                _write_quiet(report_fd, f"error {e.exit_code} {e}")
+            else:
+                _write_quiet(report_fd, f"error 125 monitor failed: {e!r}")
         os._exit(code)
 
     # ------------------------------------------------------------ teardown

@@ -25,6 +25,25 @@ ROOTFS = Path(os.environ.get("MINIRUN_TEST_ROOTFS", PROJECT / "rootfs"))
 MINIRUN = [sys.executable, "-m", "minirun"]
 
 
+def _container_processes(root: str) -> list[int]:
+    """Processes in another PID namespace whose mounts come from this host's state root:
+    a container that would outlive its records."""
+    own = os.readlink("/proc/self/ns/pid")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == own:
+                continue
+            with open(f"/proc/{entry}/mountinfo") as f:
+                if root in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def _counts(p: Path) -> bool:
     if p.name.endswith(".lock") or p.name in ("lock", "last_reserved"):
         return False
@@ -117,11 +136,13 @@ class Host:
                 records += sorted(str(p.relative_to(self.dir)) for p in base.rglob("*")
                                   if p.is_file() and _counts(p))
         procs = self.sh("ps -e -o pid= -o args= || true")
+        containers = _container_processes(str(self.root))
         return {"links": sorted(links), "nft": nft, "iptables": ipt, "netns": netns,
                 "mounts": mounts, "records": records,
                 # the PID namespace is the real host's: count only this host's monitors
                 "container_procs": [l for l in procs.splitlines()
-                                    if "minirun-monitor" in l and str(self.root) in l]}
+                                    if "minirun-monitor" in l and str(self.root) in l],
+                "containers": containers}
 
     def close(self) -> None:
         # Stop whatever minirun left running inside (best effort), then drop the namespaces.
