@@ -13,6 +13,7 @@ import time
 
 import click
 
+from . import __version__
 from .errors import MinirunError, UsageError
 from .runopts import FIREWALLS, GLOBAL_ENV, GLOBAL_OPTIONS, RUN_OPTIONS
 
@@ -66,6 +67,7 @@ def _options(table):
 
 
 @click.group(cls=MinirunGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="minirun")
 @_options(GLOBAL_OPTIONS)
 @click.pass_context
 def main(ctx, **globs):
