@@ -316,8 +316,9 @@ class Runtime:
     def _lock(self, c: Container):
         return fsutil.locked(self.paths.runroot / "containers" / f"{c.id}.lock")
 
-    def finish(self, c: Container, code: int | None) -> list[str]:
-        """The container has exited: record its code, undo everything, honour --rm."""
+    def finish(self, c: Container, code: int | None, remove: bool | None = None) -> list[str]:
+        """The container has exited (or never started): record its code, undo everything,
+        remove the record if asked (`remove`, else its --rm). Returns the failures."""
         with self._lock(c):
             if not c.record_path.exists():
                 return []
@@ -326,7 +327,7 @@ class Runtime:
                 return []
             c.data.update(status="exited", exit_code=code, finished=time.time())
             failures = self._detach(c)
-            if c.data.get("remove") and not failures:
+            if (c.data.get("remove") if remove is None else remove) and not failures:
                 delete_record(c)
             else:
                 c.save()
@@ -345,18 +346,11 @@ class Runtime:
     def _teardown_quietly(self, c: Container, remove: bool) -> None:
         """Undo a failed start; the failure being reported is the start's, not this one's."""
         try:
-            with self._lock(c):
-                c.reload()
-                failures = self._detach(c)
-                if remove and not failures:
-                    delete_record(c)
-                else:
-                    c.data.update(status="exited", exit_code=None)
-                    c.save()
-                for f in failures:
-                    print(f"minirun: teardown: {f}", file=sys.stderr)
+            failures = self.finish(c, None, remove=remove)
         except Exception as e:  # noqa: BLE001
-            print(f"minirun: teardown: {e}", file=sys.stderr)
+            failures = [str(e)]
+        for f in failures:
+            print(f"minirun: teardown: {f}", file=sys.stderr)
 
     def owner_alive(self, c: Container) -> bool:
         return process_alive(c.data.get("owner_pid"), c.data.get("owner_start"))
