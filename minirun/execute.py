@@ -13,12 +13,13 @@ import os
 import signal
 import socket
 
-from . import caps as _caps
 from . import kernel as k
 from .errors import MinirunError
-from .init import _Channel, _report, _take_pty, find_executable, reported_error
+from .init import (_Channel, _report, _take_pty, exec_command, exit_code, find_executable,
+                   forward_signals, reported_error)
 from .state import Container
 
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
               ("pid", k.CLONE_NEWPID), ("mnt", k.CLONE_NEWNS))
 
@@ -47,14 +48,7 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
     for fd in (*fds.values(), rootfd):
         os.close(fd)
 
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(s, forward)
+    forward_signals(child, FORWARDED)
     master = None
     try:
         if tty:
@@ -75,8 +69,7 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
         os.close(pidfd)
         os.close(master)
     _, status = os.waitpid(child, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code(status)
 
 
 def _raise_reported(line: str) -> None:
@@ -103,15 +96,8 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)
                     os.close(null)
-                path = find_executable(argv[0], env.get("PATH", ""))
-                _caps.drop_bounding(keep)
-                if user:
-                    os.setgroups([user[1]])
-                    os.setgid(user[1])
-                    os.setuid(user[0])
-                _caps.limit(keep)
-                k.kernel.cloexec_from(3)
-                os.execve(path, argv, env)
+                exec_command(find_executable(argv[0], env.get("PATH", "")), argv, env, user,
+                             keep)
             except MinirunError as e:
                 _report(chan, e.exit_code, str(e))
                 os._exit(e.exit_code)
@@ -120,17 +106,9 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
                 os._exit(126)
         sock.close()
 
-        def forward(signum, _frame):
-            try:
-                os.kill(inner, signum)
-            except ProcessLookupError:
-                pass
-
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(s, forward)
+        forward_signals(inner, FORWARDED)
         _, status = os.waitpid(inner, 0)
-        c = os.waitstatus_to_exitcode(status)
-        code = 128 - c if c < 0 else c
+        code = exit_code(status)
     except MinirunError as e:
         _report(chan, e.exit_code, str(e))
         code = e.exit_code

@@ -235,19 +235,47 @@ def find_executable(cmd: str, path: str) -> str:
 
 
 def _exec(plan: ChildPlan, path: str) -> None:
-    caps.drop_bounding(plan.caps)
-    if plan.user:
-        uid, gid = plan.user
+    exec_command(path, plan.argv, plan.env, plan.user, plan.caps)
+
+
+def exec_command(path: str, argv: list[str], env: dict[str, str],
+                 user: tuple[int, int] | None, keep: list[str]) -> None:
+    """Become the command (run's PID 1 and exec's process alike): bounding set, user,
+    capabilities, no inherited fd, exec. Raises 126/127 errors if the exec fails."""
+    caps.drop_bounding(keep)
+    if user:
+        uid, gid = user
         os.setgroups([gid])
         os.setgid(gid)
         os.setuid(uid)  # a non-root uid loses all capabilities here
-    caps.limit(plan.caps)
+    caps.limit(keep)
     k.kernel.cloexec_from(3)  # no host fd reaches the command (CVE-2024-21626)
     try:
-        os.execve(path, plan.argv, plan.env)
+        os.execve(path, argv, env)
     except OSError as e:
         cls = CommandNotFound if e.errno == errno.ENOENT else CommandNotExecutable
-        raise cls(f"exec {plan.argv[0]!r}: {e.strerror}") from None
+        raise cls(f"exec {argv[0]!r}: {e.strerror}") from None
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def forward_signals(pid: int, signals) -> None:
+    """Pass every one of `signals` we receive on to `pid`."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signals:
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
 
 
 def _init_then_exec(chan: _Channel, plan: ChildPlan, path: str) -> None:
@@ -261,24 +289,12 @@ def _init_then_exec(chan: _Channel, plan: ChildPlan, path: str) -> None:
             os._exit(e.exit_code)
     chan.sock.close()  # the parent sees EOF once the command has exec'd
     caps.drop_bounding([])
-
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-            try:
-                signal.signal(sig, forward)
-            except (OSError, ValueError):
-                pass
+    forward_signals(child, signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP,
+                                                      signal.SIGCHLD})
     while True:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             os._exit(0)
         if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            os._exit(exit_code(status))

@@ -30,7 +30,7 @@ from pathlib import Path
 from . import faults, fsutil
 from . import kernel as k
 from .errors import Conflict, MinirunError, TeardownError, UsageError
-from .init import ChildPlan, _Channel, child_main, reported_error
+from .init import ChildPlan, _Channel, child_main, exit_code, reported_error
 from .network import dns
 from .network.plugin import driver_of, get_driver
 from .rootfs import plan as mount_plan
@@ -45,11 +45,6 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 class _Aborted(MinirunError):
     """A signal arrived while the container was being set up."""
-
-
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 class Runtime:
@@ -234,7 +229,7 @@ class Runtime:
             os.close(pidfd)
             os.close(master)
         _, status = os.waitpid(pid, 0)
-        code = _exit_code(status)
+        code = exit_code(status)
         for s, h in old.items():
             signal.signal(s, h)
         failures = self.finish(c, code)
@@ -300,7 +295,7 @@ class Runtime:
                 os.execv(monitor_bin, ["minirun-monitor", str(pid)] + cleanup)
             # No C compiler: stay as a (larger) Python monitor.
             _, status = os.waitpid(pid, 0)
-            self.finish(c, _exit_code(status))
+            self.finish(c, exit_code(status))
             code = 0
         except BaseException as e:
             if pid is not None:  # never leave a container running without its records

@@ -241,16 +241,26 @@ class BridgeDriver:
                                with_netlink(lambda nl: nl.delete_links_together([veth]))])
         failures += _collect([lambda: ipam.release(c.id), release_ports])
 
-        def remove_bridge_if_unused():  # two containers left at once: both saw the other
-            with self.store.net_lock(self.net):
-                if ipam.leases():
-                    return
-                fw.teardown_network(self.info)
-                with_netlink(lambda nl: nl.delete_bridge_if_ours(self.net.bridge,
-                                                                 self.net.gateway))()
-                self.ready_marker.unlink(missing_ok=True)
+        # Two containers that left at once may each have seen the other: check again.
+        return failures + self.remove_if_unused([fw])
 
-        return failures + _collect([remove_bridge_if_unused])
+    def remove_if_unused(self, firewalls: list) -> list[str]:
+        """With no lease left on the network, its rules (in each of `firewalls`) and its
+        bridge go; returns the failures."""
+        from .netlink import Netlink
+        with self.store.net_lock(self.net):
+            if self.store.ipam(self.net).leases():
+                return []
+            failures = _collect([lambda fw=fw: fw.teardown_network(self.info)
+                                 for fw in firewalls])
+            nl = Netlink()
+            try:
+                failures += _collect([
+                    lambda: nl.delete_bridge_if_ours(self.net.bridge, self.net.gateway)])
+            finally:
+                nl.close()
+            self.ready_marker.unlink(missing_ok=True)
+            return failures
 
 
 def _parallel(steps) -> list[str]:

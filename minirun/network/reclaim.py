@@ -9,10 +9,11 @@ containers that are not running, and bridges of networks with no lease left.
 from __future__ import annotations
 
 import re
+import shutil
 from typing import Callable
 
 from ..state import Paths
-from .firewall import BACKENDS, NetworkInfo, get_firewall
+from .firewall import BACKENDS, get_firewall
 from .networks import NetworkStore
 from .reservations import PortReservations
 
@@ -22,49 +23,35 @@ VETH_RE = re.compile(r"^veth[0-9a-f]{11}$")
 def reclaim_orphans(paths: Paths, live_ids: set[str],
                     is_alive: Callable[[str], bool]) -> list[str]:
     """Remove every orphaned object; returns what failed (and keeps going)."""
+    from .bridge import BridgeDriver
+    from .plugin import _collect
     from .netlink import Netlink
-    failures: list[str] = []
-    store = NetworkStore(paths)
-    nets = store.all()
     lock = paths.runroot / "firewall.lock"
+    # iptables' rules can only be there (and removed) where its tools are
+    firewalls = [get_firewall(b, lock_path=lock) for b in BACKENDS
+                 if b == "nftables" or shutil.which("iptables-restore")]
+    failures: list[str] = []
+    for fw in firewalls:
+        failures += _collect([lambda fw=fw: [fw.purge_container(cid)
+                                             for cid in fw.container_ids() - live_ids]])
+    store = NetworkStore(paths)
     nl = Netlink()
     try:
-        for backend in BACKENDS:
-            try:
-                fw = get_firewall(backend, lock_path=lock)
-                for cid in fw.container_ids() - live_ids:
-                    fw.purge_container(cid)
-            except Exception as e:  # noqa: BLE001 - one backend may be absent
-                if backend == "nftables":
-                    failures.append(f"{backend}: {e}")
-        for net in nets:
-            for port in nl.bridge_ports(net.bridge):
-                if VETH_RE.match(port) and not any(c.startswith(port[4:]) for c in live_ids):
-                    try:
-                        nl.delete_link(port)
-                    except Exception as e:  # noqa: BLE001
-                        failures.append(str(e))
-            ipam = store.ipam(net)
-            ipam.reclaim(is_alive)
-            with store.net_lock(net):
-                if not ipam.leases() and nl.index(net.bridge) is not None:
-                    info = NetworkInfo(net.name, net.bridge, net.subnet, net.gateway)
-                    for backend in BACKENDS:
-                        try:
-                            get_firewall(backend, lock_path=lock).teardown_network(info)
-                        except Exception as e:  # noqa: BLE001
-                            if backend == "nftables":
-                                failures.append(f"{backend}: {e}")
-                    nl.delete_bridge_if_ours(net.bridge, net.gateway)
-                    (paths.runroot / f"network-{net.name}.ready").unlink(missing_ok=True)
-        res = PortReservations(paths.root / "ports")
-        if res.dir.exists():
-            for p in res.dir.iterdir():
-                if "-" in p.name:
-                    proto, _, port = p.name.partition("-")
-                    owner = res.owner(proto, int(port))
-                    if owner and not is_alive(owner):
-                        res.release(owner, proto, int(port))
+        for net in store.all():
+            failures += _collect([lambda port=port: nl.delete_link(port)
+                                  for port in nl.bridge_ports(net.bridge)
+                                  if VETH_RE.match(port)
+                                  and not any(c.startswith(port[4:]) for c in live_ids)])
+            store.ipam(net).reclaim(is_alive)
+            failures += BridgeDriver(paths, net, "nftables").remove_if_unused(firewalls)
     finally:
         nl.close()
+    res = PortReservations(paths.root / "ports")
+    if res.dir.exists():
+        for p in res.dir.iterdir():
+            if "-" in p.name:
+                proto, _, port = p.name.partition("-")
+                owner = res.owner(proto, int(port))
+                if owner and not is_alive(owner):
+                    res.release(owner, proto, int(port))
     return failures

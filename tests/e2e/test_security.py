@@ -104,7 +104,6 @@ HOSTILE = {
     "etc-file": ("etc", "file", None),
     "hosts-dir": ("etc/hosts", "dir", None),
     "resolv-fifo": ("etc/resolv.conf", "fifo", None),
-    # links that stay inside the rootfs: allowed, but everything must stay inside
     # a mount point that is the root itself would hide the whole rootfs (see rootfs.py)
     "proc-root": ("proc", "link", "/"),
     "dev-root": ("dev", "link", "/"),
