@@ -42,7 +42,7 @@ class FakeRunner:
             raise answer
         return answer or ""
 
-    def nft(self, script, *, json=False):
+    def nft(self, script, *, json=False, terse=False):
         self.calls.append(("nft", script, json))
         return self._answer(self.nft_answers.get(script, ""))
 
@@ -96,14 +96,14 @@ NFT_SETUP = g("""
     add rule ip minirun forward oifname @bridges ct state established,related accept
     add rule ip minirun forward oifname @bridges ct status dnat accept
     add rule ip minirun forward oifname @bridges iifname . oifname != @bridge_pairs drop
-    add element ip minirun bridges { "minirun0" comment "minirun" }
-    add element ip minirun bridge_pairs { "minirun0" . "minirun0" comment "minirun" }
-    add element ip minirun subnets { 10.88.5.0/24 comment "minirun" }
+    add element ip minirun bridges { "minirun0" comment "default:minirun" }
+    add element ip minirun bridge_pairs { "minirun0" . "minirun0" comment "default:minirun" }
+    add element ip minirun subnets { 10.88.5.0/24 comment "default:minirun" }
 """)
 
 NFT_ADD = g("""
-    create element ip minirun ports_tcp { 8080 comment "abc123" : 10.88.5.2 . 80 }
-    create element ip minirun hostports_udp { 127.0.0.1 . 5353 comment "abc123" : 10.88.5.2 . 53 }
+    create element ip minirun ports_tcp { 8080 comment "default:abc123" : 10.88.5.2 . 80 }
+    create element ip minirun hostports_udp { 127.0.0.1 . 5353 comment "default:abc123" : 10.88.5.2 . 53 }
 """)
 
 NFT_REMOVE = g("""
@@ -112,17 +112,24 @@ NFT_REMOVE = g("""
 """)
 
 
-def nft_listing(nets=(NET,), containers=((CID, FWD),), user_rules=0) -> str:
-    """A `nft -j list table ip minirun` answer, shaped like nft 1.0.6's."""
+def _tagged(name: str, owner: str) -> str:
+    return name if ":" in name else f"{owner}:{name}"
+
+
+def nft_listing(nets=(NET,), containers=((CID, FWD),), user_rules=0, owner="default") -> str:
+    """A `nft -j list table ip minirun` answer, shaped like nft 1.0.6's. Networks and
+    container ids are tagged with `owner` unless they carry "<owner>:" already."""
+    nets = [(n, _tagged(n.name, owner)) if isinstance(n, NetworkInfo) else n for n in nets]
+    containers = [(_tagged(cid, owner), fwds) for cid, fwds in containers]
     objs = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "ip", "name": "minirun"}}]
     objs.append({"set": {"name": "bridges", "type": "ifname", "elem": [
-        {"elem": {"val": n.bridge, "comment": n.name}} for n in nets]}})
+        {"elem": {"val": n.bridge, "comment": t}} for n, t in nets]}})
     objs.append({"set": {"name": "bridge_pairs", "type": ["ifname", "ifname"], "elem": [
-        {"elem": {"val": {"concat": [n.bridge, n.bridge]}, "comment": n.name}} for n in nets]}})
+        {"elem": {"val": {"concat": [n.bridge, n.bridge]}, "comment": t}} for n, t in nets]}})
     objs.append({"set": {"name": "subnets", "type": "ipv4_addr", "flags": ["interval"], "elem": [
         {"elem": {"val": {"prefix": {"addr": n.subnet.split("/")[0],
-                                      "len": int(n.subnet.split("/")[1])}}, "comment": n.name}}
-        for n in nets]}})
+                                      "len": int(n.subnet.split("/")[1])}}, "comment": t}}
+        for n, t in nets]}})
     maps: dict[str, list] = {m: [] for m in nft.PORT_MAPS}
     for cid, fwds in containers:
         for f in fwds:
@@ -157,12 +164,13 @@ def test_nft_render_add_and_remove_container():
 def test_nft_parse_state():
     state = nft.parse_state(nft_listing(nets=(NET, NET2)))
     assert state.exists and state.user_rules == 0
-    assert state.networks() == {"minirun", "other"}
-    assert state.containers() == {CID}
-    assert state.find("ports_tcp", "8080") == nft.Element("8080", CID, "10.88.5.2 . 80")
-    assert state.find("hostports_udp", "127.0.0.1 . 5353").comment == CID
-    assert state.find("bridge_pairs", '"minirun1" . "minirun1"').comment == "other"
-    assert state.find("subnets", "10.88.6.0/24").comment == "other"
+    assert state.networks("default") == {"minirun", "other"}
+    assert state.containers("default") == {CID}
+    assert state.networks("b") == state.containers("b") == set()
+    assert state.find("ports_tcp", "8080") == nft.Element("8080", "default:" + CID, "10.88.5.2 . 80")
+    assert state.find("hostports_udp", "127.0.0.1 . 5353").comment == "default:" + CID
+    assert state.find("bridge_pairs", '"minirun1" . "minirun1"').comment == "default:other"
+    assert state.find("subnets", "10.88.6.0/24").comment == "default:other"
     assert nft.parse_state("") == nft.NftState()
 
 
@@ -247,10 +255,34 @@ def test_nft_error_is_one_line_naming_the_operation(tmp_path):
 
 
 def test_nft_forward_compat_when_iptables_filter_forward_exists(tmp_path):
-    r = FakeRunner()  # "list chain ip filter FORWARD" succeeds
+    r = FakeRunner(nft_answers={"list ruleset": ruleset_listing(
+        chains=[("ip", "filter", "FORWARD", "forward", "drop")])})
     get_firewall("nftables", runner=r, lock_path=tmp_path / "l").setup_network(NET)
     restore = [c for c in r.calls if c[0] == "run" and c[1][0] == "iptables-restore"]
     assert restore == [("run", ["iptables-restore", "-w", "--noflush"], IPT_COMPAT)]
+
+
+def ruleset_listing(chains=(), rules=()) -> str:
+    """A `nft -j -t list ruleset` answer: chains as (family, table, name, hook, policy)
+    (hook None: a regular chain), rules as (family, table, chain, handle, comment)."""
+    objs = [{"metainfo": {"version": "1.0.6"}}]
+    for fam, table, name, hook, policy in chains:
+        c = {"family": fam, "table": table, "name": name, "handle": 1}
+        if hook:
+            c.update(type="filter", hook=hook, prio=0, policy=policy)
+        objs.append({"chain": c})
+    for fam, table, chain, handle, comment in rules:
+        r = {"family": fam, "table": table, "chain": chain, "handle": handle, "expr": []}
+        if comment:
+            r["comment"] = comment
+        objs.append({"rule": r})
+    return json.dumps({"nftables": objs})
+
+
+@pytest.fixture(autouse=True)
+def no_legacy_tables(monkeypatch, tmp_path):
+    """The machine running the unit tests may have legacy iptables tables: not seen here."""
+    monkeypatch.setattr(nft.NftablesFirewall, "LEGACY_TABLES", str(tmp_path / "ip_tables_names"))
 
 
 # -- iptables ------------------------------------------------------------------
@@ -267,9 +299,9 @@ IPT_SETUP = g("""
     -I PREROUTING 1 -m addrtype --dst-type LOCAL -j MINIRUN-DNAT
     -I OUTPUT 1 -m addrtype --dst-type LOCAL -j MINIRUN-DNAT
     -I POSTROUTING 1 -j MINIRUN-POSTROUTING
-    -A MINIRUN-POSTROUTING -s 10.88.5.0/24 ! -o minirun0 -m comment --comment "minirun:net:minirun" -j MASQUERADE
-    -A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o minirun0 -m comment --comment "minirun:net:minirun" -j MASQUERADE
-    -A MINIRUN-POSTROUTING -s 10.88.5.0/24 -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:net:minirun" -j MASQUERADE
+    -A MINIRUN-POSTROUTING -s 10.88.5.0/24 ! -o minirun0 -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
+    -A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o minirun0 -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
+    -A MINIRUN-POSTROUTING -s 10.88.5.0/24 -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
     COMMIT
     *filter
     :MINIRUN-FORWARD - [0:0]
@@ -278,25 +310,25 @@ IPT_SETUP = g("""
     -A MINIRUN-FORWARD -j MINIRUN-USER
     -A MINIRUN-FORWARD -j MINIRUN-INGRESS
     -I FORWARD 1 -j MINIRUN-FORWARD
-    -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:net:minirun" -j ACCEPT
-    -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:net:minirun" -j ACCEPT
-    -A MINIRUN-INGRESS -i minirun0 -o minirun0 -m comment --comment "minirun:net:minirun" -j ACCEPT
-    -A MINIRUN-INGRESS -o minirun0 -m comment --comment "minirun:net:minirun" -j DROP
-    -A MINIRUN-FORWARD -i minirun0 -m comment --comment "minirun:net:minirun" -j ACCEPT
+    -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+    -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+    -A MINIRUN-INGRESS -i minirun0 -o minirun0 -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+    -A MINIRUN-INGRESS -o minirun0 -m comment --comment "minirun:default:net:minirun" -j DROP
+    -A MINIRUN-FORWARD -i minirun0 -m comment --comment "minirun:default:net:minirun" -j ACCEPT
     COMMIT
 """)
 
 IPT_ADD = g("""
     *nat
-    -A MINIRUN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "minirun:abc123" -j DNAT --to-destination 10.88.5.2:80
-    -I MINIRUN-DNAT 1 -d 127.0.0.1/32 -p udp -m udp --dport 5353 -m comment --comment "minirun:abc123" -j DNAT --to-destination 10.88.5.2:53
+    -A MINIRUN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:80
+    -I MINIRUN-DNAT 1 -d 127.0.0.1/32 -p udp -m udp --dport 5353 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:53
     COMMIT
 """)
 
 IPT_REMOVE = g("""
     *nat
-    -D MINIRUN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "minirun:abc123" -j DNAT --to-destination 10.88.5.2:80
-    -D MINIRUN-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -m comment --comment "minirun:abc123" -j DNAT --to-destination 10.88.5.2:53
+    -D MINIRUN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:80
+    -D MINIRUN-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 5353 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:53
     COMMIT
 """)
 
@@ -304,9 +336,9 @@ IPT_COMPAT = g("""
     *filter
     :MINIRUN-FORWARD - [0:0]
     -I FORWARD 1 -j MINIRUN-FORWARD
-    -A MINIRUN-FORWARD -o minirun0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:net:minirun" -j ACCEPT
-    -A MINIRUN-FORWARD -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:net:minirun" -j ACCEPT
-    -A MINIRUN-FORWARD -i minirun0 -m comment --comment "minirun:net:minirun" -j ACCEPT
+    -A MINIRUN-FORWARD -o minirun0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+    -A MINIRUN-FORWARD -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+    -A MINIRUN-FORWARD -i minirun0 -m comment --comment "minirun:default:net:minirun" -j ACCEPT
     COMMIT
 """)
 
@@ -339,16 +371,16 @@ def test_ipt_render_second_network_adds_only_its_rules():
     text = ipt.render_setup_network(NET2, saved_after(IPT_SETUP))
     assert text == g("""
         *nat
-        -A MINIRUN-POSTROUTING -s 10.88.6.0/24 ! -o minirun1 -m comment --comment "minirun:net:other" -j MASQUERADE
-        -A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o minirun1 -m comment --comment "minirun:net:other" -j MASQUERADE
-        -A MINIRUN-POSTROUTING -s 10.88.6.0/24 -o minirun1 -m conntrack --ctstate DNAT -m comment --comment "minirun:net:other" -j MASQUERADE
+        -A MINIRUN-POSTROUTING -s 10.88.6.0/24 ! -o minirun1 -m comment --comment "minirun:default:net:other" -j MASQUERADE
+        -A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o minirun1 -m comment --comment "minirun:default:net:other" -j MASQUERADE
+        -A MINIRUN-POSTROUTING -s 10.88.6.0/24 -o minirun1 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:other" -j MASQUERADE
         COMMIT
         *filter
-        -A MINIRUN-INGRESS -o minirun1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:net:other" -j ACCEPT
-        -A MINIRUN-INGRESS -o minirun1 -m conntrack --ctstate DNAT -m comment --comment "minirun:net:other" -j ACCEPT
-        -A MINIRUN-INGRESS -i minirun1 -o minirun1 -m comment --comment "minirun:net:other" -j ACCEPT
-        -A MINIRUN-INGRESS -o minirun1 -m comment --comment "minirun:net:other" -j DROP
-        -A MINIRUN-FORWARD -i minirun1 -m comment --comment "minirun:net:other" -j ACCEPT
+        -A MINIRUN-INGRESS -o minirun1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:default:net:other" -j ACCEPT
+        -A MINIRUN-INGRESS -o minirun1 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:other" -j ACCEPT
+        -A MINIRUN-INGRESS -i minirun1 -o minirun1 -m comment --comment "minirun:default:net:other" -j ACCEPT
+        -A MINIRUN-INGRESS -o minirun1 -m comment --comment "minirun:default:net:other" -j DROP
+        -A MINIRUN-FORWARD -i minirun1 -m comment --comment "minirun:default:net:other" -j ACCEPT
         COMMIT
     """)
     both = saved_after(IPT_SETUP, text)
@@ -481,3 +513,321 @@ def test_bad_networks_are_refused():
 def test_unknown_backend():
     with pytest.raises(UsageError):
         get_firewall("pf")
+
+
+# -- owners (several state roots share the table and chains) ----------------------
+
+def test_owner_tags_are_checked():
+    for bad in ("", "Upper", "a:b", "x" * 17, "a b"):
+        with pytest.raises(UsageError):
+            get_firewall("nftables", runner=FakeRunner(), owner=bad)
+    assert get_firewall("iptables", runner=FakeRunner(), owner="r0").owner == "r0"
+
+
+def test_nft_owner_tags_and_teardown_keeps_other_owners():
+    assert 'comment "r2:minirun"' in nft.render_setup_network(NET, owner="r2")
+    assert 'comment "r2:abc123" :' in nft.render_add_container(CID, NET, FWD, owner="r2")
+    # another owner's network in the table: only ours goes, the table stays
+    both = nft.parse_state(nft_listing(nets=(NET, (NET2, "b:other")), containers=()))
+    assert nft.render_teardown_network(NET, both) == g("""
+        delete element ip minirun bridges { "minirun0" }
+        delete element ip minirun bridge_pairs { "minirun0" . "minirun0" }
+        delete element ip minirun subnets { 10.88.5.0/24 }
+    """)
+    assert nft.render_teardown_network(NET2, both) == ""        # b's, not ours
+    assert nft.render_teardown_network(NET2, both, owner="b") == g("""
+        delete element ip minirun bridges { "minirun1" }
+        delete element ip minirun bridge_pairs { "minirun1" . "minirun1" }
+        delete element ip minirun subnets { 10.88.6.0/24 }
+    """)
+    # another owner's published port keeps the table; our own leftovers do not
+    theirs = nft.parse_state(nft_listing(containers=(("b:zzz", FWD[:1]),)))
+    assert nft.render_teardown_network(NET, theirs).startswith("delete element")
+    ours = nft.parse_state(nft_listing(containers=((CID, FWD),)))
+    assert nft.render_teardown_network(NET, ours) == "delete table ip minirun\n"
+    # an untagged (old) element is someone else's
+    old = nft.parse_state(nft_listing(containers=(("zzz", FWD[:1]),)).replace('"default:zzz"', '"zzz"'))
+    assert nft.render_teardown_network(NET, old).startswith("delete element")
+    # removal and purge touch only our tag
+    mixed = nft.parse_state(nft_listing(containers=(("b:" + CID, FWD[:1]), (CID, FWD[1:]))))
+    assert nft.render_remove_container(CID, NET, FWD, mixed) == \
+        "delete element ip minirun hostports_udp { 127.0.0.1 . 5353 }\n"
+    assert nft.render_purge_container(CID, mixed, owner="b") == \
+        "delete element ip minirun ports_tcp { 8080 }\n"
+
+
+def test_nft_backend_lists_only_its_owner(tmp_path):
+    listing = nft_listing(nets=(NET, (NET2, "b:other")),
+                          containers=((CID, FWD[:1]), ("b:zzz", FWD[1:])))
+    a = get_firewall("nftables", runner=FakeRunner(nft_answers={LIST: listing}), lock_path=tmp_path / "l")
+    b = get_firewall("nftables", runner=FakeRunner(nft_answers={LIST: listing}),
+                     lock_path=tmp_path / "l", owner="b")
+    assert a.container_ids() == {CID} and a.network_names() == {"minirun"}
+    assert b.container_ids() == {"zzz"} and b.network_names() == {"other"}
+
+
+def test_conflict_names_the_other_owner(tmp_path):
+    exists = CommandFailed("Could not process rule: File exists")
+    r = FakeRunner(nft_answers={NFT_ADD: exists, LIST: nft_listing(containers=(("b:zzz", FWD[:1]),))})
+    with pytest.raises(Conflict, match=r"published by zzz \(minirun state root 'b'\)$"):
+        get_firewall("nftables", runner=r, lock_path=tmp_path / "l").add_container(CID, NET, FWD)
+    saved = saved_after(IPT_SETUP, ipt.render_add_container("zzz", NET, FWD[:1], owner="b"))
+    with pytest.raises(Conflict, match=r"published by zzz \(minirun state root 'b'\)$"):
+        ipt.render_add_container(CID, NET, FWD[:1], saved)
+    # the same id under another owner is another container
+    with pytest.raises(Conflict):
+        ipt.render_add_container("zzz", NET, FWD[:1], saved)
+    assert ipt.render_add_container("zzz", NET, FWD[:1], saved, owner="b") == ""
+
+
+def test_ipt_owner_tags_and_teardown_keeps_other_owners():
+    mine = ipt.render_setup_network(NET, owner="a")
+    assert '"minirun:a:net:minirun"' in mine and '"minirun:default:' not in mine
+    theirs = ipt.render_setup_network(NET2, saved_after(mine), owner="b")
+    both = saved_after(mine, theirs)
+    down = ipt.render_teardown_network(NET, both, owner="a")
+    assert not [l for l in down.splitlines() if l.startswith(("-X", "-F"))]
+    assert "minirun:b:" not in down
+    assert down.count("-D MINIRUN-") == 8
+    # another owner's DNAT rule alone keeps the chains; our own leftovers do not
+    dnat_b = ipt.render_add_container("zzz", NET, FWD[:1], owner="b")
+    assert "-X MINIRUN-DNAT" not in ipt.render_teardown_network(NET, saved_after(mine, dnat_b), owner="a")
+    dnat_a = ipt.render_add_container("zzz", NET, FWD[:1], owner="a")
+    assert "-X MINIRUN-DNAT" in ipt.render_teardown_network(NET, saved_after(mine, dnat_a), owner="a")
+    assert ipt.render_purge_container("zzz", saved_after(mine, dnat_b), owner="a") == ""
+
+
+def test_ipt_backend_lists_only_its_owner(tmp_path):
+    saved = saved_after(ipt.render_setup_network(NET, owner="a"),
+                        ipt.render_add_container("c1", NET, FWD[:1], owner="a"),
+                        ipt.render_add_container("c2", NET, FWD[1:], owner="b"),
+                        ipt.render_setup_network(NET2, saved_after(IPT_SETUP), owner="b"))
+    a = get_firewall("iptables", runner=FakeRunner(run_answers={"iptables-save": saved}),
+                     lock_path=tmp_path / "l", owner="a")
+    assert a.container_ids() == {"c1"} and a.network_names() == {"minirun"}
+
+
+# -- flushed firewalls: intact() and restore() -------------------------------------
+
+def nft_ruleset(base=True, flushed=False, extra_chains=(), extra_rules=()) -> str:
+    """A terse ruleset listing holding minirun's table (its rules gone if `flushed`)."""
+    chains = [("ip", "minirun", c, nft.HOOKS.get(c), "accept") for c in nft.BASE_CHAINS] if base else []
+    rules = [("ip", "minirun", c, 100 + i, None) for c, n in nft.RULE_COUNTS.items()
+             for i in range(n)] if base and not flushed else []
+    return ruleset_listing(chains=chains + list(extra_chains), rules=rules + list(extra_rules))
+
+
+BRIDGES = 'list set ip minirun bridges'
+
+
+def test_nft_base_intact():
+    from minirun.network.firewall import foreign
+    assert nft.base_intact(foreign.parse_ruleset(nft_ruleset()))
+    assert not nft.base_intact(foreign.parse_ruleset(nft_ruleset(flushed=True)))   # flush table
+    assert not nft.base_intact(foreign.parse_ruleset(nft_ruleset(base=False)))     # flush ruleset
+    assert not nft.base_intact(foreign.parse_ruleset(""))
+
+
+def test_nft_intact_and_restore_with_a_fake(tmp_path):
+    lock = tmp_path / "l"
+    ok = FakeRunner(nft_answers={"list ruleset": nft_ruleset(), BRIDGES: nft_listing(containers=())},
+                    tools=())
+    assert get_firewall("nftables", runner=ok, lock_path=lock).intact([NET])
+    assert not get_firewall("nftables", runner=ok, lock_path=lock, owner="b").intact([NET])
+    assert not get_firewall("nftables", runner=ok, lock_path=lock).intact([NET, NET2])
+    assert get_firewall("nftables", runner=ok, lock_path=lock).intact([])
+    flushed = FakeRunner(nft_answers={"list ruleset": nft_ruleset(flushed=True),
+                                      BRIDGES: nft_listing(containers=())}, tools=())
+    assert not get_firewall("nftables", runner=flushed, lock_path=lock).intact([NET])
+    # restore after `flush table`: the setup again; the elements still there are ours: fine
+    exists = CommandFailed("Could not process rule: File exists")
+    r = FakeRunner(nft_answers={"list ruleset": nft_ruleset(flushed=True), NFT_ADD: exists,
+                                LIST: nft_listing()}, tools=())
+    get_firewall("nftables", runner=r, lock_path=lock).restore(NET, {CID: FWD})
+    assert [c[1] for c in r.mutations()] == [NFT_SETUP, NFT_ADD]
+    # ...another owner's: a Conflict
+    r = FakeRunner(nft_answers={"list ruleset": nft_ruleset(flushed=True), NFT_ADD: exists,
+                                LIST: nft_listing(containers=(("b:" + CID, FWD),))}, tools=())
+    with pytest.raises(Conflict, match="restore network minirun: host port"):
+        get_firewall("nftables", runner=r, lock_path=lock).restore(NET, {CID: FWD})
+
+
+def test_ipt_intact_and_restore_after_flush():
+    saved = saved_after(IPT_SETUP, IPT_ADD)
+    assert ipt.is_intact(saved, [NET]) and ipt.is_intact(saved, [])
+    assert not ipt.is_intact(saved, [NET2]) and not ipt.is_intact(saved, [NET], owner="b")
+    # `iptables -F; iptables -t nat -F; iptables -t raw -F`: the chains stay, empty
+    flushed = "".join(l + "\n" for l in saved.splitlines()
+                      if not l.startswith("-A"))
+    assert not ipt.is_intact(flushed, [NET])
+    assert ipt.render_restore(NET, {CID: FWD}, flushed) == g("""
+        *raw
+        -I MINIRUN-PREROUTING 1 -d 127.0.0.0/8 ! -i lo -j DROP
+        -I PREROUTING 1 -j MINIRUN-PREROUTING
+        COMMIT
+        *nat
+        -I PREROUTING 1 -m addrtype --dst-type LOCAL -j MINIRUN-DNAT
+        -I OUTPUT 1 -m addrtype --dst-type LOCAL -j MINIRUN-DNAT
+        -I POSTROUTING 1 -j MINIRUN-POSTROUTING
+        -A MINIRUN-POSTROUTING -s 10.88.5.0/24 ! -o minirun0 -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
+        -A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o minirun0 -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
+        -A MINIRUN-POSTROUTING -s 10.88.5.0/24 -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:minirun" -j MASQUERADE
+        -A MINIRUN-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:80
+        -I MINIRUN-DNAT 1 -d 127.0.0.1/32 -p udp -m udp --dport 5353 -m comment --comment "minirun:default:abc123" -j DNAT --to-destination 10.88.5.2:53
+        COMMIT
+        *filter
+        -I MINIRUN-FORWARD 1 -j MINIRUN-USER
+        -I MINIRUN-FORWARD 2 -j MINIRUN-INGRESS
+        -I FORWARD 1 -j MINIRUN-FORWARD
+        -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+        -A MINIRUN-INGRESS -o minirun0 -m conntrack --ctstate DNAT -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+        -A MINIRUN-INGRESS -i minirun0 -o minirun0 -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+        -A MINIRUN-INGRESS -o minirun0 -m comment --comment "minirun:default:net:minirun" -j DROP
+        -A MINIRUN-FORWARD -i minirun0 -m comment --comment "minirun:default:net:minirun" -j ACCEPT
+        COMMIT
+    """)
+    # nothing flushed: nothing to do; nothing at all (`nft flush ruleset`): everything
+    assert ipt.render_restore(NET, {CID: FWD}, saved) == ""
+    assert ipt.render_restore(NET, {CID: FWD}, "") == IPT_SETUP.replace(
+        "COMMIT\n*filter", IPT_ADD.split("\n", 1)[1].replace("COMMIT\n", "") + "COMMIT\n*filter")
+
+
+def test_ipt_backend_intact_and_restore(tmp_path):
+    r = FakeRunner(run_answers={"iptables-save": saved_after(IPT_SETUP)})
+    fw = get_firewall("iptables", runner=r, lock_path=tmp_path / "l")
+    assert fw.intact([NET]) and not fw.intact([NET2])
+    fw.restore(NET, {})
+    assert r.mutations() == []          # intact: nothing to put back
+    fw.restore(NET2, {})
+    assert len(r.mutations()) == 1
+
+
+# -- foreign forward chains with policy drop ----------------------------------------
+
+def test_foreign_drop_chains():
+    from minirun.network.firewall import foreign
+    rs = foreign.parse_ruleset(nft_ruleset(extra_chains=[
+        ("inet", "filter", "forward", "forward", "drop"),
+        ("ip", "filter", "FORWARD", "forward", "drop"),
+        ("ip", "fw", "fwd_accept", "forward", "accept"),
+        ("ip", "fw", "in", "input", "drop"),
+        ("bridge", "br", "forward", "forward", "drop"),
+        ("ip", "fw", "helper", None, None)]))
+    assert foreign.drop_chains(rs, iptables_tools=True) == [("inet", "filter", "forward")]
+    assert foreign.drop_chains(rs, iptables_tools=False) == [("inet", "filter", "forward"),
+                                                             ("ip", "filter", "FORWARD")]
+    assert foreign.render_setup(NET, "a", rs, True) == g("""
+        insert rule inet filter forward iifname "minirun0" accept comment "minirun:a:net:minirun"
+        insert rule inet filter forward oifname "minirun0" ct status dnat accept comment "minirun:a:net:minirun"
+        insert rule inet filter forward oifname "minirun0" ct state established,related accept comment "minirun:a:net:minirun"
+    """)
+    assert not foreign.intact(rs, [NET], "a", True)
+    rules = [("inet", "filter", "forward", 7 + i, "minirun:a:net:minirun") for i in range(3)]
+    rules.append(("inet", "filter", "forward", 20, "minirun:b:net:minirun"))   # b's: not ours
+    rs2 = foreign.parse_ruleset(nft_ruleset(extra_chains=[
+        ("inet", "filter", "forward", "forward", "drop")], extra_rules=rules))
+    assert foreign.intact(rs2, [NET], "a", True) and not foreign.intact(rs2, [NET], "c", True)
+    assert foreign.render_setup(NET, "a", rs2, True) == ""
+    assert foreign.render_teardown(NET, "a", rs2) == g("""
+        delete rule inet filter forward handle 7
+        delete rule inet filter forward handle 8
+        delete rule inet filter forward handle 9
+    """)
+    bad = foreign.parse_ruleset(ruleset_listing(chains=[("inet", "we ird", "f", "forward", "drop")]))
+    with pytest.raises(MinirunError, match="unusual name"):
+        foreign.render_setup(NET, "a", bad, True)
+
+
+def test_nft_backend_opens_a_foreign_drop_chain(tmp_path):
+    drop = [("inet", "filter", "forward", "forward", "drop")]
+    r = FakeRunner(nft_answers={"list ruleset": nft_ruleset(base=False, extra_chains=drop)}, tools=())
+    fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "l")
+    fw.setup_network(NET)
+    [(_, script, _)] = r.mutations()
+    assert script.startswith(NFT_SETUP) and script.count("insert rule inet filter forward") == 3
+    mine = [("inet", "filter", "forward", 7 + i, "minirun:default:net:minirun") for i in range(3)]
+    r = FakeRunner(nft_answers={"list ruleset": nft_ruleset(extra_chains=drop, extra_rules=mine),
+                                LIST: nft_listing(containers=())}, tools=())
+    get_firewall("nftables", runner=r, lock_path=tmp_path / "l").teardown_network(NET)
+    assert [c[1] for c in r.mutations()] == ["delete table ip minirun\n" + "".join(
+        f"delete rule inet filter forward handle {h}\n" for h in (7, 8, 9))]
+
+
+def test_iptables_backend_opens_a_foreign_drop_chain(tmp_path):
+    drop = [("inet", "filter", "forward", "forward", "drop"), ("ip", "filter", "FORWARD", "forward", "drop")]
+    r = FakeRunner(nft_answers={"list ruleset": ruleset_listing(chains=drop)},
+                   run_answers={"iptables-save": ""},
+                   tools=("iptables-save", "iptables-restore", "libnftables"))
+    get_firewall("iptables", runner=r, lock_path=tmp_path / "l").setup_network(NET)
+    nft_scripts = [c[1] for c in r.mutations() if c[0] == "nft"]
+    assert len(nft_scripts) == 1 and nft_scripts[0].count("insert rule inet filter forward") == 3
+    assert "ip filter" not in nft_scripts[0]   # iptables' own table: its rules do it
+
+
+# -- iptables-legacy tables under the nftables backend ----------------------------------
+
+LEGACY_DROP = g("""
+    *filter
+    :INPUT ACCEPT [0:0]
+    :FORWARD DROP [0:0]
+    :OUTPUT ACCEPT [0:0]
+    -A FORWARD -j DOCKER-USER
+    COMMIT
+""")
+
+
+def test_nft_legacy_compat(tmp_path, monkeypatch):
+    names = tmp_path / "ip_tables_names"
+    names.write_text("nat\nfilter\n")
+    monkeypatch.setattr(nft.NftablesFirewall, "LEGACY_TABLES", str(names))
+    legacy = ("iptables-legacy-save", "iptables-legacy-restore")
+    r = FakeRunner(run_answers={"iptables-legacy-save": LEGACY_DROP}, tools=legacy)
+    get_firewall("nftables", runner=r, lock_path=tmp_path / "l").setup_network(NET)
+    restores = [c for c in r.calls if c[0] == "run" and c[1][0] == "iptables-legacy-restore"]
+    assert restores == [("run", ["iptables-legacy-restore", "-w", "--noflush"], IPT_COMPAT)]
+    # teardown takes them away
+    r = FakeRunner(run_answers={"iptables-legacy-save": saved_after(LEGACY_DROP, IPT_COMPAT)},
+                   tools=legacy)
+    get_firewall("nftables", runner=r, lock_path=tmp_path / "l").teardown_network(NET)
+    restores = [c[2] for c in r.calls if c[0] == "run" and c[1][0] == "iptables-legacy-restore"]
+    assert restores == ["*filter\n-D FORWARD -j MINIRUN-FORWARD\n-F MINIRUN-FORWARD\n"
+                        "-X MINIRUN-FORWARD\nCOMMIT\n"]
+    # an ACCEPT policy and no rules: nothing to open
+    r = FakeRunner(run_answers={"iptables-legacy-save": LEGACY_DROP.replace(
+        "FORWARD DROP", "FORWARD ACCEPT").replace("-A FORWARD -j DOCKER-USER\n", "")}, tools=legacy)
+    get_firewall("nftables", runner=r, lock_path=tmp_path / "l").setup_network(NET)
+    assert not [c for c in r.calls if c[0] == "run" and c[1][0] == "iptables-legacy-restore"]
+    # legacy tables but no tools to see them: one line saying what to do
+    r = FakeRunner(tools=())
+    with pytest.raises(MinirunError, match=r"^nft: set up network minirun: .*iptables-legacy.*"
+                                           r"apt-get install iptables$"):
+        get_firewall("nftables", runner=r, lock_path=tmp_path / "l").setup_network(NET)
+
+
+# -- missing tools, module structure --------------------------------------------------
+
+def test_check_available():
+    with pytest.raises(UsageError, match="--firewall iptables needs iptables-save and iptables-restore"):
+        get_firewall("iptables", runner=FakeRunner(tools=("iptables-save",))).check_available()
+    get_firewall("iptables", runner=FakeRunner()).check_available()
+    with pytest.raises(UsageError, match="--firewall nftables needs"):
+        get_firewall("nftables", runner=FakeRunner(tools=())).check_available()
+    get_firewall("nftables", runner=FakeRunner(tools=("libnftables",))).check_available()
+    get_firewall("nftables", runner=FakeRunner(tools=("nft",))).check_available()
+
+
+def test_no_import_cycle():
+    import subprocess
+    import sys
+    for first in ("_libnft", "base", "failure", "nftables", "iptables", "foreign"):
+        code = (f"import minirun.network.firewall.{first}; "
+                "from minirun.network.firewall import get_firewall, NetworkInfo, PortForward")
+        assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    import ast
+    import pathlib
+    import minirun.network.firewall.base as base
+    tree = ast.parse(pathlib.Path(base.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not any("_libnft" in ast.dump(n) for n in top)
+    assert CommandFailed is __import__("minirun.network.firewall.failure",
+                                       fromlist=["x"]).CommandFailed

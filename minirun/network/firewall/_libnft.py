@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ctypes
 
-from minirun.network.firewall.base import CommandFailed, first_error_line
+from minirun.network.firewall.failure import CommandFailed, first_error_line
 
 NFT_CTX_DEFAULT = 0
 NFT_CTX_OUTPUT_JSON = 1 << 4
+NFT_CTX_OUTPUT_TERSE = 1 << 11  # no set elements: listings stay cheap with big maps
 
 _CANDIDATES = ("libnftables.so.1", "/usr/lib/x86_64-linux-gnu/libnftables.so.1")
 
@@ -33,15 +34,16 @@ class LibNft:
         lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 
-    def run(self, script: str, *, json: bool = False) -> str:
+    def run(self, script: str, *, json: bool = False, terse: bool = False) -> str:
         ctx = self.lib.nft_ctx_new(NFT_CTX_DEFAULT)
         if not ctx:
             raise CommandFailed("cannot create an nftables context")
         try:
             self.lib.nft_ctx_buffer_output(ctx)
             self.lib.nft_ctx_buffer_error(ctx)
-            if json:
-                self.lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
+            flags = (NFT_CTX_OUTPUT_JSON if json else 0) | (NFT_CTX_OUTPUT_TERSE if terse else 0)
+            if flags:
+                self.lib.nft_ctx_output_set_flags(ctx, flags)
             rc = self.lib.nft_run_cmd_from_buffer(ctx, script.encode())
             out = (self.lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
             if rc != 0:

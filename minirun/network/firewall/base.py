@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from minirun.errors import MinirunError, UsageError
+# re-exported: callers and tests import them from here
+from minirun.network.firewall.failure import CommandFailed, first_error_line  # noqa: F401
 
 # Network names, container ids: they end up inside rule text and comments, so
 # only characters that need no quoting anywhere are allowed.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
+# The state root's tag on everything minirun adds (several roots share one host).
+_OWNER = re.compile(r"[a-z0-9]{1,16}\Z")
+DEFAULT_OWNER = "default"
 PROTOCOLS = ("tcp", "udp")
 
 
@@ -78,8 +83,36 @@ def check_name(what: str, value: str) -> str:
     return value
 
 
+def check_owner(owner: str) -> str:
+    """A state root's owner tag: 1 to 16 of [a-z0-9] (so a tag splits at its first ':')."""
+    if not isinstance(owner, str) or not _OWNER.match(owner):
+        raise UsageError(f"firewall: invalid owner tag {owner!r} (1-16 of a-z, 0-9)")
+    return owner
+
+
+def split_tag(tag: str | None) -> tuple[str | None, str]:
+    """"<owner>:<rest>" -> (owner, rest); an untagged comment -> (None, comment)."""
+    owner, sep, rest = (tag or "").partition(":")
+    if sep and _OWNER.match(owner):
+        return owner, rest
+    return None, tag or ""
+
+
+def published_by(owner: str, tag: str | None) -> str:
+    """Who holds a host port, for a Conflict message: the container id, and the owner
+    (state root) when it is not `owner`."""
+    other, cid = split_tag(tag)
+    if other is None:
+        return tag or "someone else"
+    return cid if other == owner else f"{cid} (minirun state root {other!r})"
+
+
 class Firewall(Protocol):
-    name: str  # "nftables" | "iptables"
+    name: str   # "nftables" | "iptables"
+    owner: str  # the state root's tag on everything this instance adds
+
+    def check_available(self) -> None: ...
+    # UsageError naming what to install when the backend's tools are missing
 
     def setup_network(self, net: NetworkInfo) -> None: ...
     def teardown_network(self, net: NetworkInfo) -> None: ...
@@ -94,57 +127,55 @@ class Firewall(Protocol):
     def container_ids(self) -> set[str]: ...
     def purge_container(self, container_id: str) -> None: ...
     def network_names(self) -> set[str]: ...
+    # both: this owner's only
+    def intact(self, nets: list[NetworkInfo]) -> bool: ...
+    # cheap: minirun's constant rules and these networks' rules/elements are in the kernel
+    def restore(self, net: NetworkInfo, containers: dict[str, list[PortForward]]) -> None: ...
+    # idempotent: the base, the network's rules and these containers' published ports again
 
 
 # -- running ---------------------------------------------------------------
 
-class CommandFailed(Exception):
-    """A runner command failed; `message` is the tool's first meaningful error line."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
 class Runner(Protocol):
-    def nft(self, script: str, *, json: bool = False) -> str:
-        """Run an nft script as one transaction; return its output (JSON if asked)."""
+    def nft(self, script: str, *, json: bool = False, terse: bool = False) -> str:
+        """Run an nft script as one transaction; return its output (JSON if asked;
+        `terse`: listings without set elements)."""
 
     def run(self, argv: Sequence[str], input: str | None = None) -> str:
         """Run a tool (iptables-restore, iptables-save); return its stdout."""
 
     def available(self, tool: str) -> bool:
-        """Whether `tool` (e.g. "iptables-restore") can be run."""
-
-
-def first_error_line(text: str) -> str:
-    """The line of a tool's stderr worth showing: nft's `Error: ...`, else the first one."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if "Error:" in line:  # nft prefixes a location: "/dev/stdin:1:1-20: Error: ..."
-            return line[line.index("Error:") + len("Error:"):].strip()
-    if not lines:
-        return "failed"
-    # "iptables-restore v1.8.9 (nf_tables): Chain 'X' does not exist" -> the message
-    return re.sub(r"^\S+ v[0-9.]+ \([^)]*\): ", "", lines[0])
+        """Whether `tool` (e.g. "iptables-restore") can be run ("libnftables": loaded)."""
 
 
 class SystemRunner:
-    """The real runner: libnftables in-process (falls back to `nft -f -`), tools by exec."""
+    """The real runner: libnftables in-process (falls back to `nft -f -`), tools by exec.
+
+    `use_library`: True loads libnftables now, "lazy" at the first nft() (the iptables
+    backend only needs it to look at other tables' forward chains), False never."""
 
     _TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
-    def __init__(self, use_library: bool = True):
+    def __init__(self, use_library: bool | str = True):
         self._lib = None
-        if use_library:
-            from minirun.network.firewall import _libnft
-            self._lib = _libnft.load()
+        self._lazy = use_library == "lazy"
+        if use_library is True:
+            self._load()
 
-    def nft(self, script: str, *, json: bool = False) -> str:
+    def _load(self):
+        if self._lazy or self._lib is None:
+            from minirun.network.firewall import _libnft
+            self._lib, self._lazy = _libnft.load(), False
+        return self._lib
+
+    def nft(self, script: str, *, json: bool = False, terse: bool = False) -> str:
+        if self._lazy:
+            self._load()
         if self._lib is not None:
-            return self._lib.run(script, json=json)
-        if json:  # nft 1.0.6 prints nothing for `-j -f -`; listings are one plain command
-            return self.run(["nft", "-j", *script.split()])
+            return self._lib.run(script, json=json, terse=terse)
+        if json or terse:  # nft 1.0.6 prints nothing for `-j -f -`; listings are one command
+            return self.run(["nft", *(["-j"] if json else []), *(["-t"] if terse else []),
+                             *script.split()])
         return self.run(["nft", "-f", "-"], input=script)
 
     def _which(self, tool: str) -> str | None:
@@ -155,6 +186,8 @@ class SystemRunner:
         return None
 
     def available(self, tool: str) -> bool:
+        if tool == "libnftables":
+            return (self._load() if self._lazy else self._lib) is not None
         return self._which(tool) is not None
 
     def run(self, argv: Sequence[str], input: str | None = None) -> str:

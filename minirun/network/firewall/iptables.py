@@ -18,13 +18,29 @@
                                                    to unpublished ports from the LAN)
                                                 3. per network: -i <bridge> -j ACCEPT (egress)
 
-Every per-network rule carries `-m comment --comment "minirun:net:<name>"`.
+Ownership: every per-network rule carries `-m comment --comment
+"minirun:<owner>:net:<name>"`, every DNAT rule "minirun:<owner>:<container id>",
+where <owner> is the state root's tag (several roots may share these chains).
+Each instance lists, removes and purges only its own owner's rules.
 The jumps are inserted at position 1 of the built-in chains, so minirun's
 traffic flows even when the FORWARD policy is DROP; nothing else is ever
 flushed, reordered or edited. Each change is ONE `iptables-restore -w --noflush`
 batch (atomic in the nf_tables flavour). Changes read `iptables-save` first and
 are taken under an flock (`lock_path`), so concurrent setups add nothing twice.
-When no network is left and MINIRUN-USER is empty, the jumps and chains go.
+When no rule of any owner is left (but this owner's DNAT rules being torn down)
+and MINIRUN-USER is empty, the jumps and chains go.
+
+A flushed firewall (`iptables -F; iptables -t nat -F; iptables -t raw -F`) leaves
+minirun's chains empty and the jumps gone: `intact()` sees it in one
+`iptables-save`, `restore()` puts the constant rules (in place), the jumps, the
+network's rules and the containers' DNAT rules back in one batch. Callers turn
+`route_localnet` on for a bridge only after setup_network/restore returned: the
+raw 127.0.0.0/8 drop is part of what they put in.
+
+nftables-only forward chains with policy drop (an administrator's `inet filter`,
+say) are opened for minirun's bridges with nft rules of minirun's, see `foreign`
+(read and written through libnftables, loaded only for network setup/teardown and
+intact()).
 
 Admin hook: chain MINIRUN-USER (filter) is jumped to first from MINIRUN-FORWARD
 and is never flushed or deleted while it has rules. Put your own filtering of
@@ -40,10 +56,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minirun import oplog
-from minirun.errors import Conflict
+from minirun.errors import Conflict, UsageError
 from minirun.fsutil import locked
-from minirun.network.firewall.base import (CommandFailed, NetworkInfo, PortForward, Runner,
-                                           check_name, default_lock_path, fail, heredoc)
+from minirun.network.firewall import foreign
+from minirun.network.firewall.base import (DEFAULT_OWNER, CommandFailed, NetworkInfo, PortForward,
+                                           Runner, check_name, check_owner, default_lock_path,
+                                           fail, heredoc, published_by, split_tag)
 
 TABLES = ("raw", "nat", "filter")
 USER_CHAIN = "MINIRUN-USER"
@@ -67,12 +85,20 @@ STATIC = {
 }
 
 
-def net_tag(name: str) -> str:
-    return f'-m comment --comment "minirun:net:{name}"'
+def net_tag(name: str, owner: str = DEFAULT_OWNER) -> str:
+    return f'-m comment --comment "minirun:{owner}:net:{name}"'
 
 
-def container_tag(cid: str) -> str:
-    return f'-m comment --comment "minirun:{cid}"'
+def container_tag(cid: str, owner: str = DEFAULT_OWNER) -> str:
+    return f'-m comment --comment "minirun:{owner}:{cid}"'
+
+
+def owned(tag: str) -> tuple[str | None, str, str]:
+    """A tag (what follows "minirun:") -> (owner, "net" | "container", name)."""
+    owner, rest = split_tag(tag)
+    if rest.startswith("net:"):
+        return owner, "net", rest[4:]
+    return owner, "container", rest
 
 
 _TAG = re.compile(r'--comment "minirun:([^"]*)"')
@@ -122,9 +148,9 @@ def _batch(parts: dict[str, list[str]]) -> str:
 
 # -- pure renderers -----------------------------------------------------------
 
-def network_rules(net: NetworkInfo) -> dict[str, list[str]]:
+def network_rules(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> dict[str, list[str]]:
     """The `-A` lines of one network, per table, exactly as iptables-save prints them."""
-    tag, b, s = net_tag(net.name), net.bridge, net.subnet
+    tag, b, s = net_tag(net.name, owner), net.bridge, net.subnet
     return {
         "nat": [
             f"-A MINIRUN-POSTROUTING -s {s} ! -o {b} {tag} -j MASQUERADE",
@@ -141,29 +167,50 @@ def network_rules(net: NetworkInfo) -> dict[str, list[str]]:
     }
 
 
-def render_setup_network(net: NetworkInfo, saved: str = "") -> str:
-    """What to add, given the current `iptables-save` output, for `net` to be set up."""
-    state = parse_save(saved)
-    want = network_rules(net)
+def _chain(rule: str) -> str:
+    return rule.split(" ", 2)[1]
+
+
+def _setup_parts(net: NetworkInfo, state: dict[str, Table], owner: str) -> dict[str, list[str]]:
+    want = network_rules(net, owner)
+    tag = net_tag(net.name, owner)
     parts: dict[str, list[str]] = {}
     for t in TABLES:
         table = state.get(t, Table())
         new = [c for c in CHAINS[t] if c not in table.chains]
         lines = [f":{c} - [0:0]" for c in new]
         lines += [f"-A {c} {r}" for c in new for r in STATIC.get(c, [])]
+        # a chain that is there but was flushed: its constant rules back, in their place
+        lines += [f"-I {c} {i} {r}" for c in CHAINS[t] if c not in new
+                  for i, r in enumerate(STATIC.get(c, []), 1) if f"-A {c} {r}" not in table.rules]
         for builtin, spec in JUMPS[t]:
             if f"-A {builtin} {spec}" not in table.rules:
                 lines.append(f"-I {builtin} 1 {spec}")
-        if not any(net_tag(net.name) in r for r in table.rules):
-            lines += want.get(t, [])
+        have = {_chain(r) for r in table.rules if tag in r}  # per chain: all or nothing
+        lines += [r for r in want.get(t, []) if _chain(r) not in have]
         parts[t] = lines
-    return _batch(parts)
+    return parts
 
 
-def render_teardown_network(net: NetworkInfo, saved: str) -> str:
-    """Remove the network's rules; the jumps and chains too when nothing else needs them."""
+def render_setup_network(net: NetworkInfo, saved: str = "", owner: str = DEFAULT_OWNER) -> str:
+    """What to add, given the current `iptables-save` output, for `net` to be set up
+    (also after a flush: missing constant rules, jumps and network rules come back)."""
+    return _batch(_setup_parts(net, parse_save(saved), owner))
+
+
+def is_intact(saved: str, nets: list[NetworkInfo], owner: str = DEFAULT_OWNER) -> bool:
+    """Whether nothing of the base and of these networks is missing from `iptables-save`."""
     state = parse_save(saved)
-    others = {t for t in tags(state) if t.startswith("net:")} - {f"net:{net.name}"}
+    return not any(_setup_parts(net, state, owner)[t] for net in nets for t in TABLES)
+
+
+def render_teardown_network(net: NetworkInfo, saved: str, owner: str = DEFAULT_OWNER) -> str:
+    """Remove the network's rules; the jumps and chains too when nothing else needs them:
+    no rule tagged by another network or another owner, and MINIRUN-USER empty (this
+    owner's DNAT rules left over go with the chains)."""
+    state = parse_save(saved)
+    others = [t for t in tags(state)
+              if owned(t) != (owner, "net", net.name) and owned(t)[:2] != (owner, "container")]
     user = state.get("filter", Table()).chain_rules(USER_CHAIN)
     parts: dict[str, list[str]] = {}
     if not others and not user:
@@ -180,62 +227,81 @@ def render_teardown_network(net: NetworkInfo, saved: str) -> str:
     else:
         for t, table in state.items():
             if t in TABLES:
-                parts[t] = [_delete(r) for r in table.rules if net_tag(net.name) in r]
+                parts[t] = [_delete(r) for r in table.rules if net_tag(net.name, owner) in r]
     return _batch(parts)
 
 
-def dnat_rule(cid: str, fw: PortForward) -> str:
+def dnat_rule(cid: str, fw: PortForward, owner: str = DEFAULT_OWNER) -> str:
     dst = f"-d {fw.host_ip}/32 " if fw.host_ip else ""
     return (f"-A MINIRUN-DNAT {dst}-p {fw.proto} -m {fw.proto} --dport {fw.host_port} "
-            f"{container_tag(cid)} -j DNAT --to-destination {fw.container_ip}:{fw.container_port}")
+            f"{container_tag(cid, owner)} -j DNAT --to-destination "
+            f"{fw.container_ip}:{fw.container_port}")
 
 
 _DNAT = re.compile(r"-A MINIRUN-DNAT (?:-d (\S+)/32 )?-p (\w+) -m \w+ --dport (\d+) "
                    r'-m comment --comment "minirun:([^"]*)"')
 
 
-def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
-                         saved: str = "") -> str:
-    """One batch adding the container's DNAT rules (those not already there).
-
-    Raises Conflict when another container already has a rule for the same port.
-    """
+def _dnat_lines(container_id: str, forwards: list[PortForward], state: dict[str, Table],
+                owner: str, op: str) -> list[str]:
     check_name("container id", container_id)
-    present = parse_save(saved).get("nat", Table()).rules
-    owners = {}
+    present = state.get("nat", Table()).rules
+    holders = {}
     for r in present:
         m = _DNAT.match(r)
         if m:
-            owners[(m.group(1), m.group(2), int(m.group(3)))] = m.group(4)
+            holders[(m.group(1), m.group(2), int(m.group(3)))] = m.group(4)
     lines = []
     for fw in forwards:
-        rule = dnat_rule(container_id, fw)
+        rule = dnat_rule(container_id, fw, owner)
         if rule in present:
             continue
-        owner = owners.get((fw.host_ip, fw.proto, fw.host_port))
-        if owner is not None and owner != container_id:
-            raise Conflict(f"iptables: add container {container_id}: host port "
+        holder = holders.get((fw.host_ip, fw.proto, fw.host_port))
+        if holder is not None and holder != f"{owner}:{container_id}":
+            raise Conflict(f"iptables: {op}: host port "
                            f"{fw.host_ip or '0.0.0.0'}:{fw.host_port}/{fw.proto} "
-                           f"is already published by {owner}")
+                           f"is already published by {published_by(owner, holder)}")
         # Host-address rules go first so that they win over any-address ones.
         lines.append(rule.replace("-A MINIRUN-DNAT", "-I MINIRUN-DNAT 1", 1) if fw.host_ip else rule)
-    return _batch({"nat": lines})
+    return lines
+
+
+def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                         saved: str = "", owner: str = DEFAULT_OWNER) -> str:
+    """One batch adding the container's DNAT rules (those not already there).
+
+    Raises Conflict when another container (of any owner) already has a rule for the
+    same port.
+    """
+    return _batch({"nat": _dnat_lines(container_id, forwards, parse_save(saved), owner,
+                                      f"add container {container_id}")})
+
+
+def render_restore(net: NetworkInfo, containers: dict[str, list[PortForward]], saved: str,
+                   owner: str = DEFAULT_OWNER) -> str:
+    """One batch: whatever setup_network would add, and the containers' missing DNAT rules."""
+    state = parse_save(saved)
+    parts = _setup_parts(net, state, owner)
+    for cid, forwards in containers.items():
+        parts["nat"] += _dnat_lines(cid, forwards, state, owner, f"restore network {net.name}")
+    return _batch(parts)
 
 
 def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
-                            saved: str | None = None) -> str:
+                            saved: str | None = None, owner: str = DEFAULT_OWNER) -> str:
     """Delete the container's DNAT rules; with `saved`, only those present."""
     check_name("container id", container_id)
     present = None if saved is None else parse_save(saved).get("nat", Table()).rules
-    lines = [_delete(r) for r in dict.fromkeys(dnat_rule(container_id, fw) for fw in forwards)
+    lines = [_delete(r) for r in dict.fromkeys(dnat_rule(container_id, fw, owner)
+                                               for fw in forwards)
              if present is None or r in present]
     return _batch({"nat": lines})
 
 
-def render_purge_container(container_id: str, saved: str) -> str:
-    """Delete every rule tagged with this container id."""
+def render_purge_container(container_id: str, saved: str, owner: str = DEFAULT_OWNER) -> str:
+    """Delete every rule tagged with this owner's container id."""
     check_name("container id", container_id)
-    tag = container_tag(container_id)
+    tag = container_tag(container_id, owner)
     return _batch({t: [_delete(r) for r in table.rules if tag in r]
                    for t, table in parse_save(saved).items()})
 
@@ -243,37 +309,48 @@ def render_purge_container(container_id: str, saved: str) -> str:
 # -- for the nftables backend: open iptables' FORWARD for minirun's bridges ----
 
 COMPAT_CHAIN = "MINIRUN-FORWARD"
+LEGACY_SAVE = ["iptables-legacy-save", "-t", "filter"]
+LEGACY_RESTORE = ["iptables-legacy-restore", "-w", "--noflush"]
 
 
-def compat_rules(net: NetworkInfo) -> list[str]:
-    tag, b = net_tag(net.name), net.bridge
+def compat_rules(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> list[str]:
+    tag, b = net_tag(net.name, owner), net.bridge
     return [f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT",
             f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate DNAT {tag} -j ACCEPT",
             f"-A {COMPAT_CHAIN} -i {b} {tag} -j ACCEPT"]
 
 
-def render_forward_compat_setup(net: NetworkInfo, saved: str) -> str:
+def render_forward_compat_setup(net: NetworkInfo, saved: str, owner: str = DEFAULT_OWNER) -> str:
     table = parse_save(saved).get("filter", Table())
     lines = []
     if COMPAT_CHAIN not in table.chains:
         lines.append(f":{COMPAT_CHAIN} - [0:0]")
     if f"-A FORWARD -j {COMPAT_CHAIN}" not in table.rules:
         lines.append(f"-I FORWARD 1 -j {COMPAT_CHAIN}")
-    if not any(net_tag(net.name) in r for r in table.rules):
-        lines += compat_rules(net)
+    if not any(net_tag(net.name, owner) in r for r in table.rules):
+        lines += compat_rules(net, owner)
     return _batch({"filter": lines})
 
 
-def render_forward_compat_teardown(net: NetworkInfo, saved: str) -> str:
+def legacy_needs_compat(saved: str) -> bool:
+    """Whether the legacy filter table's FORWARD chain can drop minirun's traffic: policy
+    DROP, or rules of someone's (Docker: `-A FORWARD -j DOCKER-USER`...), or our jump is
+    there already (keep maintaining it)."""
+    table = parse_save(saved).get("filter", Table())
+    return table.chains.get("FORWARD") == "DROP" or bool(table.chain_rules("FORWARD"))
+
+
+def render_forward_compat_teardown(net: NetworkInfo, saved: str,
+                                   owner: str = DEFAULT_OWNER) -> str:
     table = parse_save(saved).get("filter", Table())
     if COMPAT_CHAIN not in table.chains:
         return ""
     mine = table.chain_rules(COMPAT_CHAIN)
-    if all(net_tag(net.name) in r for r in mine):  # the last network: everything goes
+    if all(net_tag(net.name, owner) in r for r in mine):  # the last network: everything goes
         lines = [_delete(r) for r in table.rules if r == f"-A FORWARD -j {COMPAT_CHAIN}"]
         lines += [f"-F {COMPAT_CHAIN}", f"-X {COMPAT_CHAIN}"]
     else:
-        lines = [_delete(r) for r in mine if net_tag(net.name) in r]
+        lines = [_delete(r) for r in mine if net_tag(net.name, owner) in r]
     return _batch({"filter": lines})
 
 
@@ -282,22 +359,30 @@ def render_forward_compat_teardown(net: NetworkInfo, saved: str) -> str:
 RESTORE = ["iptables-restore", "-w", "--noflush"]
 
 
-def apply_restore(runner: Runner, op: str, text: str) -> None:
+def apply_restore(runner: Runner, op: str, text: str, argv: list[str] = RESTORE) -> None:
     if not text:
         return
-    oplog.record(heredoc(" ".join(RESTORE), text))
+    oplog.record(heredoc(" ".join(argv), text))
     try:
-        runner.run(RESTORE, input=text)
+        runner.run(argv, input=text)
     except CommandFailed as exc:
-        raise fail("iptables-restore", op, exc) from None
+        raise fail(argv[0], op, exc) from None
 
 
 class IptablesFirewall:
     name = "iptables"
 
-    def __init__(self, runner: Runner, lock_path: Path | str | None = None):
+    def __init__(self, runner: Runner, lock_path: Path | str | None = None,
+                 owner: str = DEFAULT_OWNER):
         self.runner = runner
         self.lock_path = Path(lock_path) if lock_path else default_lock_path()
+        self.owner = check_owner(owner)
+
+    def check_available(self) -> None:
+        missing = [t for t in ("iptables-save", "iptables-restore") if not self.runner.available(t)]
+        if missing:
+            raise UsageError("--firewall iptables needs iptables-save and iptables-restore "
+                             "(missing: " + ", ".join(missing) + "): apt-get install iptables")
 
     def _save(self, op: str) -> str:
         try:
@@ -309,21 +394,67 @@ class IptablesFirewall:
         with locked(self.lock_path):
             apply_restore(self.runner, op, render(self._save(op)))
 
+    # nftables-only forward chains with policy drop (see `foreign`)
+    def _ruleset(self, op: str) -> foreign.Ruleset | None:
+        """The host's nftables ruleset (no set elements), None without nftables."""
+        if not (self.runner.available("libnftables") or self.runner.available("nft")):
+            return None
+        try:
+            return foreign.parse_ruleset(self.runner.nft("list ruleset", json=True, terse=True))
+        except CommandFailed as exc:
+            raise fail("nft", op, exc) from None
+
+    def _foreign(self, op: str, render) -> None:
+        rs = self._ruleset(op)
+        script = render(rs) if rs is not None else ""
+        if script:
+            oplog.record(heredoc("nft -f -", script))
+            try:
+                self.runner.nft(script)
+            except CommandFailed as exc:
+                raise fail("nft", op, exc) from None
+
     def setup_network(self, net: NetworkInfo) -> None:
-        self._change(f"set up network {net.name}", lambda s: render_setup_network(net, s))
+        op = f"set up network {net.name}"
+        with locked(self.lock_path):
+            apply_restore(self.runner, op,
+                          render_setup_network(net, self._save(op), self.owner))
+            self._foreign(op, lambda rs: foreign.render_setup(net, self.owner, rs, True))
 
     def teardown_network(self, net: NetworkInfo) -> None:
-        self._change(f"tear down network {net.name}", lambda s: render_teardown_network(net, s))
+        op = f"tear down network {net.name}"
+        with locked(self.lock_path):
+            apply_restore(self.runner, op,
+                          render_teardown_network(net, self._save(op), self.owner))
+            self._foreign(op, lambda rs: foreign.render_teardown(net, self.owner, rs))
+
+    def intact(self, nets: list[NetworkInfo]) -> bool:
+        """One iptables-save (and, with nftables on the host, one terse nft listing for
+        other tables' forward drop chains)."""
+        if not nets:
+            return True
+        if not is_intact(self._save("check the rules"), nets, self.owner):
+            return False
+        rs = self._ruleset("check the rules")
+        return rs is None or foreign.intact(rs, nets, self.owner, True)
+
+    def restore(self, net: NetworkInfo, containers: dict[str, list[PortForward]]) -> None:
+        op = f"restore network {net.name}"
+        with locked(self.lock_path):
+            apply_restore(self.runner, op,
+                          render_restore(net, containers, self._save(op), self.owner))
+            self._foreign(op, lambda rs: foreign.render_setup(net, self.owner, rs, True))
 
     def add_container(self, container_id: str, net: NetworkInfo,
                       forwards: list[PortForward]) -> None:
         self._change(f"add container {container_id}",
-                     lambda s: render_add_container(container_id, net, forwards, s))
+                     lambda s: render_add_container(container_id, net, forwards, s, self.owner))
 
     def remove_container(self, container_id: str, net: NetworkInfo,
                          forwards: list[PortForward]) -> None:
         self._change(f"remove container {container_id}",
-                     lambda s: render_remove_container(container_id, net, forwards, s))
+                     lambda s: render_remove_container(container_id, net, forwards, s,
+                                                       self.owner))
 
     def remove_last_container(self, container_id: str, net: NetworkInfo,
                               forwards: list[PortForward]) -> None:
@@ -332,12 +463,14 @@ class IptablesFirewall:
 
     def purge_container(self, container_id: str) -> None:
         self._change(f"purge container {container_id}",
-                     lambda s: render_purge_container(container_id, s))
+                     lambda s: render_purge_container(container_id, s, self.owner))
+
+    def _mine(self, op: str, kind: str) -> set[str]:
+        return {name for owner, k, name in map(owned, tags(parse_save(self._save(op))))
+                if owner == self.owner and k == kind}
 
     def container_ids(self) -> set[str]:
-        return {t for t in tags(parse_save(self._save("list containers")))
-                if not t.startswith("net:")}
+        return self._mine("list containers", "container")
 
     def network_names(self) -> set[str]:
-        return {t[4:] for t in tags(parse_save(self._save("list networks")))
-                if t.startswith("net:")}
+        return self._mine("list networks", "net")

@@ -1,18 +1,19 @@
 """The nftables backend (the default): one table, `ip minirun`, of minirun's own.
 
 The ruleset is constant; networks and containers only add and remove ELEMENTS
-of sets and maps, each element tagged with a comment (the network name or the
-container id). So starting a container is one `create element` transaction
+of sets and maps, each element tagged with a comment "<owner>:<network name>" or
+"<owner>:<container id>", <owner> being the state root's tag: several state roots
+share the table, and each lists, tears down and purges only its own elements. So starting a container is one `create element` transaction
 whose cost does not grow with the number of containers, and every change is
 atomic (one `nft -f` batch, applied in-process through libnftables).
 
     table ip minirun
-      set bridges       { type ifname }                     "minirun0"              comment <network>
-      set bridge_pairs  { type ifname . ifname }            "minirun0" . "minirun0" comment <network>
-      set subnets       { type ipv4_addr; flags interval }  10.88.5.0/24            comment <network>
+      set bridges       { type ifname }                     "minirun0"              comment <owner>:<network>
+      set bridge_pairs  { type ifname . ifname }            "minirun0" . "minirun0" comment <owner>:<network>
+      set subnets       { type ipv4_addr; flags interval }  10.88.5.0/24            comment <owner>:<network>
       map ports_tcp     { inet_service : ipv4_addr . inet_service }       published on every address
       map hostports_tcp { ipv4_addr . inet_service : ipv4_addr . inet_service }  on one host address
-      (ports_udp, hostports_udp alike)                                    comment <container id>
+      (ports_udp, hostports_udp alike)                      comment <owner>:<container id>
 
       raw_prerouting  (prerouting, raw)  drop 127.0.0.0/8 arriving on anything but lo. The
                       bridge driver sets route_localnet=1 on the bridges, so without this a
@@ -35,8 +36,18 @@ Idempotent and race-safe setup: every setup_network is ONE transaction that
 base chains (never `user`) and re-adds their constant rules, then adds the
 network's elements. The kernel serialises transactions, so any number of
 concurrent setups leave exactly one copy of each rule. Teardown and the
-decision to delete the table (no network left and `user` empty) are taken
-under an flock (`lock_path`), as is reading-then-deleting elements.
+decision to delete the table (no element of any owner left but this owner's
+ports, and `user` empty) are taken under an flock (`lock_path`), as is
+reading-then-deleting elements.
+
+Flushed firewalls: `nft flush ruleset` takes everything, `nft flush table ip
+minirun` the rules (sets and maps stay). `intact(nets)` sees either in one terse
+listing of the ruleset (no set elements: ~0.5 ms however big the port maps) plus
+one listing of the small `bridges` set; `restore(net, containers)` is the setup
+transaction again plus the containers' port elements that are missing (those
+present and ours are fine; another owner's are a Conflict). Callers must turn
+`route_localnet` on for a bridge only after setup_network/restore returned: the
+127.0.0.0/8 drop is part of the base they (re)create.
 
 Admin hook: chain `user` in table `ip minirun` is jumped to first from minirun's
 forward chain, for every forwarded packet. minirun never flushes it, and never
@@ -53,8 +64,18 @@ iptables-restore (so iptables keeps understanding its table), one jump
 `-I FORWARD 1 -j MINIRUN-FORWARD` and a chain MINIRUN-FORWARD that accepts, per
 network, replies and DNATed traffic into the bridge and everything leaving it;
 minirun's nft forward chain still does the dropping. Tagged
-`minirun:net:<name>`; the chain and jump go with the last network. A drop
-policy in another nftables table of the administrator's is theirs to open.
+`minirun:<owner>:net:<name>`; the chain and jump go with the last network.
+
+iptables-legacy hosts (Docker's rules in the legacy tables, FORWARD policy DROP):
+setup_network reads /proc/net/ip_tables_names (per network namespace) and, when
+it lists `filter` and `iptables-legacy-save -t filter` shows a DROP policy or
+FORWARD rules, adds the same jump and chain with `iptables-legacy-restore
+--noflush`; teardown removes them. Without the legacy tools there, setup fails
+with a one-line error saying what to install.
+
+A drop policy in an nftables-only forward chain (an `inet filter` table, or an
+nft-made `ip filter FORWARD` when the iptables tools are absent) gets minirun's
+accepts inserted at its top, see `foreign`.
 """
 from __future__ import annotations
 
@@ -63,16 +84,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minirun import oplog
-from minirun.errors import Conflict
+from minirun.errors import Conflict, MinirunError, UsageError
 from minirun.fsutil import locked
+from minirun.network.firewall import foreign
 from minirun.network.firewall import iptables as _ipt
-from minirun.network.firewall.base import (CommandFailed, NetworkInfo, PortForward, PROTOCOLS,
-                                           Runner, check_name, default_lock_path, fail, heredoc)
+from minirun.network.firewall.base import (DEFAULT_OWNER, PROTOCOLS, CommandFailed, NetworkInfo,
+                                           PortForward, Runner, check_name, check_owner,
+                                           default_lock_path, fail, heredoc, published_by,
+                                           split_tag)
 
 TABLE = "ip minirun"
 NET_SETS = ("bridges", "bridge_pairs", "subnets")
 PORT_MAPS = tuple(f"{kind}_{proto}" for proto in PROTOCOLS for kind in ("hostports", "ports"))
 BASE_CHAINS = ("raw_prerouting", "prerouting", "output", "postrouting", "forward", "publish")
+HOOKS = {"raw_prerouting": "prerouting", "prerouting": "prerouting", "output": "output",
+         "postrouting": "postrouting", "forward": "forward"}
 
 _DECLARATIONS = f"""\
 add table {TABLE}
@@ -108,6 +134,14 @@ add rule {TABLE} forward oifname @bridges ct state established,related accept
 add rule {TABLE} forward oifname @bridges ct status dnat accept
 add rule {TABLE} forward oifname @bridges iifname . oifname != @bridge_pairs drop
 """
+# how many constant rules each chain has (a flushed chain has none)
+RULE_COUNTS = {c: sum(1 for line in _RULES.splitlines() if line.split()[4] == c)
+               for c in BASE_CHAINS}
+
+
+def tag(owner: str, name: str) -> str:
+    """An element's comment: the owner (state root) and the network name or container id."""
+    return f"{owner}:{name}"
 
 
 # -- the state read back from the kernel -------------------------------------
@@ -130,11 +164,29 @@ class NftState:
     def find(self, set_name: str, key: str) -> Element | None:
         return next((e for e in self.elements.get(set_name, []) if e.key == key), None)
 
-    def networks(self) -> set[str]:
-        return {e.comment for s in NET_SETS for e in self.elements.get(s, []) if e.comment}
+    def _names(self, owner: str, sets: tuple[str, ...]) -> set[str]:
+        out = set()
+        for s in sets:
+            for e in self.elements.get(s, []):
+                who, name = split_tag(e.comment)
+                if who == owner and name:
+                    out.add(name)
+        return out
 
-    def containers(self) -> set[str]:
-        return {e.comment for m in PORT_MAPS for e in self.elements.get(m, []) if e.comment}
+    def networks(self, owner: str = DEFAULT_OWNER) -> set[str]:
+        """The networks of `owner` with elements here."""
+        return self._names(owner, NET_SETS)
+
+    def containers(self, owner: str = DEFAULT_OWNER) -> set[str]:
+        """The containers of `owner` with published ports here."""
+        return self._names(owner, PORT_MAPS)
+
+    def only(self, owner: str, network: str) -> bool:
+        """Whether nothing but `network`'s elements and `owner`'s ports is left."""
+        mine = tag(owner, network)
+        return (all(e.comment == mine for s in NET_SETS for e in self.elements.get(s, []))
+                and all(split_tag(e.comment)[0] == owner
+                        for m in PORT_MAPS for e in self.elements.get(m, [])))
 
 
 def _types(t) -> list[str]:
@@ -206,65 +258,88 @@ def render_base() -> str:
     return _DECLARATIONS + flush + _RULES
 
 
-def render_setup_network(net: NetworkInfo) -> str:
-    elements = "".join(f'add element {TABLE} {s} {{ {key} comment "{net.name}" }}\n'
+def render_setup_network(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> str:
+    elements = "".join(f'add element {TABLE} {s} {{ {key} comment "{tag(owner, net.name)}" }}\n'
                        for s, key in _net_elements(net))
     return render_base() + elements
 
 
-def render_teardown_network(net: NetworkInfo, state: NftState) -> str:
-    """Delete the network's elements that are there; the whole table if nothing else is left."""
+def render_teardown_network(net: NetworkInfo, state: NftState, owner: str = DEFAULT_OWNER) -> str:
+    """Delete the network's elements that are there and this owner's; the whole table
+    when nothing else (no element of any owner but this owner's ports) is left."""
     if not state.exists:
         return ""
-    if not (state.networks() - {net.name}) and state.user_rules == 0:
+    if state.only(owner, net.name) and state.user_rules == 0:
         return f"delete table {TABLE}\n"
     out = []
     for s, key in _net_elements(net):
         e = state.find(s, key)
-        if e is not None and e.comment == net.name:
+        if e is not None and e.comment == tag(owner, net.name):
             out.append(f"delete element {TABLE} {s} {{ {key} }}\n")
     return "".join(out)
 
 
-def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward]) -> str:
-    check_name("container id", container_id)
+def render_add_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                         owner: str = DEFAULT_OWNER) -> str:
+    return render_add_elements([(container_id, fw) for fw in forwards], owner)
+
+
+def render_add_elements(items: list[tuple[str, PortForward]], owner: str = DEFAULT_OWNER) -> str:
+    """`create` (fails if the key exists) the map elements of (container id, forward) pairs."""
     out = []
-    for fw in forwards:
+    for container_id, fw in items:
+        check_name("container id", container_id)
         name, key, value = _map_entry(fw)
-        out.append(f'create element {TABLE} {name} {{ {key} comment "{container_id}" : {value} }}\n')
+        out.append(f'create element {TABLE} {name} {{ {key} comment '
+                   f'"{tag(owner, container_id)}" : {value} }}\n')
     return "".join(out)
 
 
 def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[PortForward],
-                            state: NftState | None = None) -> str:
-    """Delete the container's map elements; with `state`, only those present and tagged with its id."""
+                            state: NftState | None = None, owner: str = DEFAULT_OWNER) -> str:
+    """Delete the container's map elements; with `state`, only those present and tagged
+    with the owner and its id."""
     check_name("container id", container_id)
     out = []
     for fw in forwards:
         name, key, _ = _map_entry(fw)
         if state is not None:
             e = state.find(name, key)
-            if e is None or e.comment != container_id:
+            if e is None or e.comment != tag(owner, container_id):
                 continue
         out.append(f"delete element {TABLE} {name} {{ {key} }}\n")
     return "".join(dict.fromkeys(out))
 
 
-def render_purge_container(container_id: str, state: NftState) -> str:
-    """Delete every map element tagged with this container id."""
+def render_purge_container(container_id: str, state: NftState, owner: str = DEFAULT_OWNER) -> str:
+    """Delete every map element tagged with this owner's container id."""
     check_name("container id", container_id)
     return "".join(f"delete element {TABLE} {m} {{ {e.key} }}\n"
                    for m in PORT_MAPS for e in state.elements.get(m, [])
-                   if e.comment == container_id)
+                   if e.comment == tag(owner, container_id))
 
 
-def _filter_table_as_saved(listing: str, net: NetworkInfo) -> str:
+def base_intact(rs: foreign.Ruleset) -> bool:
+    """Whether minirun's table is there with its hooked chains and constant rules (the
+    number of rules per chain: a flush empties chains; one deleted rule may go unseen)."""
+    family, table = foreign.OWN_TABLE
+    for chain in BASE_CHAINS:
+        c = rs.chains.get((family, table, chain))
+        if c is None or c.get("hook") != HOOKS.get(chain):
+            return False
+        if len(rs.rules_of((family, table, chain))) != RULE_COUNTS[chain]:
+            return False
+    return True
+
+
+def _filter_table_as_saved(listing, net: NetworkInfo, owner: str = DEFAULT_OWNER) -> str:
     """The part of `iptables-save -t filter` the compatibility renderers look at, rebuilt
     from the JSON listing of iptables-nft's `ip filter` table: whether minirun's chain
     and its jump from FORWARD exist, and its rules -- those naming this network's bridge
     as the exact lines minirun adds for it, any other as a line without its tag."""
     chains, rules = [], []
-    for obj in json.loads(listing)["nftables"]:
+    objects = json.loads(listing)["nftables"] if isinstance(listing, str) else listing
+    for obj in objects:
         if "chain" in obj:
             chains.append(obj["chain"]["name"])
         elif "rule" in obj:
@@ -280,7 +355,7 @@ def _filter_table_as_saved(listing: str, net: NetworkInfo) -> str:
                 rules.append("ours" if net.bridge in names
                              else f"-A {_ipt.COMPAT_CHAIN} -m comment --comment other")
     if "ours" in rules:
-        rules = [r for r in rules if r != "ours"] + _ipt.compat_rules(net)
+        rules = [r for r in rules if r != "ours"] + _ipt.compat_rules(net, owner)
     return ("*filter\n" + "".join(f":{c} - [0:0]\n" for c in chains)
             + "".join(f"{r}\n" for r in rules) + "COMMIT\n")
 
@@ -289,10 +364,18 @@ def _filter_table_as_saved(listing: str, net: NetworkInfo) -> str:
 
 class NftablesFirewall:
     name = "nftables"
+    LEGACY_TABLES = "/proc/net/ip_tables_names"  # this network namespace's legacy tables
 
-    def __init__(self, runner: Runner, lock_path: Path | str | None = None):
+    def __init__(self, runner: Runner, lock_path: Path | str | None = None,
+                 owner: str = DEFAULT_OWNER):
         self.runner = runner
         self.lock_path = Path(lock_path) if lock_path else default_lock_path()
+        self.owner = check_owner(owner)
+
+    def check_available(self) -> None:
+        if not (self.runner.available("libnftables") or self.runner.available("nft")):
+            raise UsageError("--firewall nftables needs libnftables or the nft tool: "
+                             "apt-get install nftables")
 
     # plumbing
     def _apply(self, op: str, script: str) -> None:
@@ -312,24 +395,28 @@ class NftablesFirewall:
                 return NftState()
             raise fail("nft", f"list table {TABLE}", exc) from None
 
-    def _iptables_forward_exists(self) -> bool:
-        if not self.runner.available("iptables-restore"):
-            return False
+    def _ruleset(self, op: str) -> foreign.Ruleset:
+        """Every table's chains and rules, no set elements: cheap whatever the maps hold."""
         try:
-            self.runner.nft("list chain ip filter FORWARD", json=True)
-            return True
-        except CommandFailed:
-            return False
+            return foreign.parse_ruleset(self.runner.nft("list ruleset", json=True, terse=True))
+        except CommandFailed as exc:
+            raise fail("nft", op, exc) from None
 
-    def _compat(self, op: str, render, net: NetworkInfo) -> None:
+    def _iptables_tools(self) -> bool:
+        return self.runner.available("iptables-restore")
+
+    def _iptables_forward(self, rs: foreign.Ruleset) -> bool:
+        """Whether iptables-nft's `filter FORWARD` is there for the compatibility rules."""
+        return ("ip", "filter", "FORWARD") in rs.chains and self._iptables_tools()
+
+    def _compat(self, op: str, render, net: NetworkInfo, rs: foreign.Ruleset) -> None:
         """Apply the iptables FORWARD compatibility rules, rendered from what the filter
-        table holds. It is read in-process through libnftables (iptables-nft keeps it
+        table holds. It is read from the in-process ruleset listing (iptables-nft keeps it
         there) instead of an `iptables-save` process: that fork/exec was ~8 ms of every
         start on hosts with an iptables FORWARD chain (any host with Docker)."""
         try:
-            saved = _filter_table_as_saved(self.runner.nft("list table ip filter", json=True),
-                                           net)
-        except (CommandFailed, ValueError, KeyError, TypeError):
+            saved = _filter_table_as_saved(rs.table_objects("ip", "filter"), net, self.owner)
+        except (ValueError, KeyError, TypeError):
             try:
                 saved = self.runner.run(["iptables-save", "-t", "filter"])
             except CommandFailed as exc:
@@ -338,90 +425,198 @@ class NftablesFirewall:
         if text:
             _ipt.apply_restore(self.runner, op, text)
 
+    def _legacy_filter(self) -> bool:
+        try:
+            with open(self.LEGACY_TABLES) as f:
+                return "filter" in f.read().split()
+        except OSError:
+            return False
+
+    def _legacy_save(self, op: str, required: bool) -> str | None:
+        """`iptables-legacy-save -t filter` where legacy tables exist; None where they
+        don't (or, unless `required`, where the tools to see them are missing)."""
+        if not self._legacy_filter():
+            return None
+        if not (self.runner.available(_ipt.LEGACY_SAVE[0])
+                and self.runner.available(_ipt.LEGACY_RESTORE[0])):
+            if required:
+                raise MinirunError(
+                    f"nft: {op}: this host has iptables-legacy tables (/proc/net/ip_tables_names "
+                    f"lists filter) whose FORWARD chain may drop the containers' traffic, but "
+                    f"iptables-legacy-save/-restore are missing: apt-get install iptables")
+            return None
+        try:
+            return self.runner.run(_ipt.LEGACY_SAVE)
+        except CommandFailed as exc:
+            raise fail(_ipt.LEGACY_SAVE[0], op, exc) from None
+
+    def _legacy(self, op: str, net: NetworkInfo, setup: bool) -> None:
+        saved = self._legacy_save(op, required=setup)
+        if saved is None:
+            return
+        if setup:
+            text = (_ipt.render_forward_compat_setup(net, saved, self.owner)
+                    if _ipt.legacy_needs_compat(saved) else "")
+        else:
+            text = _ipt.render_forward_compat_teardown(net, saved, self.owner)
+        _ipt.apply_restore(self.runner, op, text, _ipt.LEGACY_RESTORE)
+
+    def _iptables_side(self, op: str, net: NetworkInfo, rs: foreign.Ruleset, setup: bool) -> None:
+        """The FORWARD compatibility rules of iptables-nft's and of the legacy tables."""
+        if self._iptables_forward(rs):
+            render = _ipt.render_forward_compat_setup if setup \
+                else _ipt.render_forward_compat_teardown
+            self._compat(op, lambda saved: render(net, saved, self.owner), net, rs)
+        self._legacy(op, net, setup)
+
+    def _setup(self, op: str, net: NetworkInfo) -> None:
+        """setup_network's work; the caller holds the lock."""
+        rs = self._ruleset(op)
+        self._apply(op, render_setup_network(net, self.owner)
+                    + foreign.render_setup(net, self.owner, rs, self._iptables_tools()))
+        self._iptables_side(op, net, rs, setup=True)
+
+    def _teardown_foreign(self, net: NetworkInfo, rs: foreign.Ruleset) -> str:
+        return foreign.render_teardown(net, self.owner, rs)
+
     # interface
     def setup_network(self, net: NetworkInfo) -> None:
         with locked(self.lock_path):
-            self._apply(f"set up network {net.name}", render_setup_network(net))
-            if self._iptables_forward_exists():
-                self._compat(f"set up network {net.name}",
-                             lambda saved: _ipt.render_forward_compat_setup(net, saved), net)
+            self._setup(f"set up network {net.name}", net)
 
     def teardown_network(self, net: NetworkInfo) -> None:
+        op = f"tear down network {net.name}"
         with locked(self.lock_path):
-            self._apply(f"tear down network {net.name}", render_teardown_network(net, self._state()))
-            # Only where setup could have added them: no iptables-save process otherwise.
-            if self._iptables_forward_exists():
-                self._compat(f"tear down network {net.name}",
-                             lambda saved: _ipt.render_forward_compat_teardown(net, saved), net)
+            rs = self._ruleset(op)
+            self._apply(op, render_teardown_network(net, self._state(), self.owner)
+                        + self._teardown_foreign(net, rs))
+            self._iptables_side(op, net, rs, setup=False)
+
+    def intact(self, nets: list[NetworkInfo]) -> bool:
+        """Cheap (~1 ms): one terse ruleset listing, one listing of the `bridges` set,
+        and on hosts with legacy iptables tables one iptables-legacy-save."""
+        if not nets:
+            return True
+        op = "check the rules"
+        rs = self._ruleset(op)
+        if not base_intact(rs) or not foreign.intact(rs, nets, self.owner, self._iptables_tools()):
+            return False
+        try:
+            bridges = parse_state(self.runner.nft(f"list set {TABLE} bridges", json=True))
+        except CommandFailed:
+            return False
+        for net in nets:
+            e = bridges.find("bridges", f'"{net.bridge}"')
+            if e is None or e.comment != tag(self.owner, net.name):
+                return False
+        if self._iptables_forward(rs):
+            objs = rs.table_objects("ip", "filter")
+            try:
+                if any(_ipt.render_forward_compat_setup(
+                        net, _filter_table_as_saved(objs, net, self.owner), self.owner)
+                       for net in nets):
+                    return False
+            except (KeyError, TypeError, ValueError):
+                pass  # a listing this code does not understand: no verdict from it
+        saved = self._legacy_save(op, required=False)
+        if saved is not None and _ipt.legacy_needs_compat(saved):
+            if any(_ipt.render_forward_compat_setup(net, saved, self.owner) for net in nets):
+                return False
+        return True
+
+    def restore(self, net: NetworkInfo, containers: dict[str, list[PortForward]]) -> None:
+        op = f"restore network {net.name}"
+        with locked(self.lock_path):
+            self._setup(op, net)
+            self._add_elements(op, [(cid, fw) for cid, fws in containers.items() for fw in fws])
+
+    def _add_elements(self, op: str, items: list[tuple[str, PortForward]]) -> None:
+        """Create the elements; those already there with our tag are fine, another's are a
+        Conflict. The caller holds the lock."""
+        script = render_add_elements(items, self.owner)
+        if not script:
+            return
+        oplog.record(heredoc("nft -f -", script))
+        try:
+            self.runner.nft(script)
+            return
+        except CommandFailed as exc:
+            if "File exists" not in exc.message:
+                raise fail("nft", op, exc) from None
+        # Some key is taken: ours from an earlier attempt (fine), or another's (refuse).
+        state = self._state()
+        missing = []
+        for cid, fw in items:
+            name, key, value = _map_entry(fw)
+            e = state.find(name, key)
+            if e is None:
+                missing.append((cid, fw))
+            elif e.comment != tag(self.owner, cid) or e.value != value:
+                raise Conflict(f"nft: {op}: host port {fw.host_ip or '0.0.0.0'}:"
+                               f"{fw.host_port}/{fw.proto} is already published "
+                               f"by {published_by(self.owner, e.comment)}")
+        self._apply(op, render_add_elements(missing, self.owner))
 
     def add_container(self, container_id: str, net: NetworkInfo,
                       forwards: list[PortForward]) -> None:
-        op = f"add container {container_id}"
-        script = render_add_container(container_id, net, forwards)
-        if not script:
+        items = [(container_id, fw) for fw in forwards]
+        if not items:
             return
+        check_name("container id", container_id)
         with locked(self.lock_path):
-            oplog.record(heredoc("nft -f -", script))
-            try:
-                self.runner.nft(script)
-                return
-            except CommandFailed as exc:
-                if "File exists" not in exc.message:
-                    raise fail("nft", op, exc) from None
-            # Some key is taken: ours from an earlier attempt (fine), or another's (refuse).
-            state = self._state()
-            missing = []
-            for fw in forwards:
-                name, key, value = _map_entry(fw)
-                e = state.find(name, key)
-                if e is None:
-                    missing.append(fw)
-                elif e.comment != container_id or e.value != value:
-                    raise Conflict(f"nft: {op}: host port {fw.host_ip or '0.0.0.0'}:"
-                                   f"{fw.host_port}/{fw.proto} is already published "
-                                   f"by {e.comment or 'someone else'}")
-            self._apply(op, render_add_container(container_id, net, missing))
+            self._add_elements(f"add container {container_id}", items)
 
     def remove_container(self, container_id: str, net: NetworkInfo,
                          forwards: list[PortForward]) -> None:
         with locked(self.lock_path):
             state = self._state()
             self._apply(f"remove container {container_id}",
-                        render_remove_container(container_id, net, forwards, state))
+                        render_remove_container(container_id, net, forwards, state, self.owner))
 
     def remove_last_container(self, container_id: str, net: NetworkInfo,
                               forwards: list[PortForward]) -> None:
         """One transaction instead of two: the container's elements and the network's
         rules, or simply the whole table when nothing else is left in it."""
+        op = f"remove container {container_id} and network {net.name}"
         with locked(self.lock_path):
+            rs = self._ruleset(op)
             state = self._state()
-            network = render_teardown_network(net, state)
+            network = render_teardown_network(net, state, self.owner)
             if network == f"delete table {TABLE}\n":
                 script = network  # the table takes its elements with it
             else:
-                script = render_remove_container(container_id, net, forwards, state) + network
-            compat = None
-            if self._iptables_forward_exists():
+                script = render_remove_container(container_id, net, forwards, state,
+                                                 self.owner) + network
+            script += self._teardown_foreign(net, rs)
+            side = None
+            if self._iptables_forward(rs) or self._legacy_filter():
                 # iptables' rules and ours are independent: remove both at once, so
                 # their kernel waits overlap.
                 import threading
-                compat = threading.Thread(target=self._compat, args=(
-                    f"tear down network {net.name}",
-                    lambda saved: _ipt.render_forward_compat_teardown(net, saved), net))
-                compat.start()
+                errors: list[BaseException] = []
+
+                def run_side():
+                    try:
+                        self._iptables_side(f"tear down network {net.name}", net, rs, False)
+                    except BaseException as exc:  # re-raised in this thread
+                        errors.append(exc)
+                side = threading.Thread(target=run_side)
+                side.start()
             try:
-                self._apply(f"remove container {container_id} and network {net.name}", script)
+                self._apply(op, script)
             finally:
-                if compat is not None:
-                    compat.join()
+                if side is not None:
+                    side.join()
+            if side is not None and errors:
+                raise errors[0]
 
     def purge_container(self, container_id: str) -> None:
         with locked(self.lock_path):
             self._apply(f"purge container {container_id}",
-                        render_purge_container(container_id, self._state()))
+                        render_purge_container(container_id, self._state(), self.owner))
 
     def container_ids(self) -> set[str]:
-        return self._state().containers()
+        return self._state().containers(self.owner)
 
     def network_names(self) -> set[str]:
-        return self._state().networks()
+        return self._state().networks(self.owner)
