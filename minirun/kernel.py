@@ -40,6 +40,20 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_SHARED_REC = MS_SHARED | MS_REC
 MNT_DETACH = 2
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+
+# mount_setattr (linux/mount.h, linux/fcntl.h): change a mount's flags, with
+# AT_RECURSIVE the flags of every mount below it too.
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 
 # openat2 resolve flags (linux/openat2.h)
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -51,6 +65,7 @@ SYS_pivot_root = {"x86_64": 155, "aarch64": 41}
 SYS_openat2 = 437
 SYS_close_range = 436
 SYS_pidfd_open = 434
+SYS_mount_setattr = 442
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
 PR_SET_PDEATHSIG = 1
@@ -70,6 +85,11 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
                 ("resolve", ctypes.c_uint64)]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -110,6 +130,36 @@ class LinuxKernel:
 
     def umount(self, target: str, flags: int = 0) -> None:
         _check(_libc.umount2(_b(target), flags), "umount", target)
+
+    def mount_setattr(self, dirfd: int, path: str, flags: int, attr_set: int,
+                      attr_clr: int = 0, *, display: str | None = None) -> None:
+        """Set/clear MOUNT_ATTR_* on the mount at dirfd/path (path "" with AT_EMPTY_PATH:
+        the mount of dirfd itself); AT_RECURSIVE: on every mount below it as well.
+        Kernels before 5.12 raise SyscallError with errno ENOSYS."""
+        attr = _MountAttr(attr_set, attr_clr, 0, 0)
+        ret = _libc.syscall(ctypes.c_long(SYS_mount_setattr), ctypes.c_int(dirfd), _b(path),
+                            ctypes.c_uint(flags), ctypes.byref(attr),
+                            ctypes.c_size_t(ctypes.sizeof(attr)))
+        _check(ret, "mount_setattr", display or path)
+
+    def mountinfo(self) -> str:
+        """This process's mount table (/proc/self/mountinfo), paths relative to its root."""
+        try:
+            with open("/proc/self/mountinfo", errors="surrogateescape") as f:
+                return f.read()
+        except OSError as e:
+            raise SyscallError.from_oserror("read", "/proc/self/mountinfo", e) from None
+
+    def mount_id(self, fd: int) -> int:
+        """The id (mountinfo's first field) of the mount `fd` is on."""
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("mnt_id:"):
+                        return int(line.split()[1])
+        except OSError as e:
+            raise SyscallError.from_oserror("read", f"/proc/self/fdinfo/{fd}", e) from None
+        raise SyscallError("read", f"/proc/self/fdinfo/{fd}", errno.ENOTSUP, "no mnt_id")
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         nr = SYS_pivot_root.get(os.uname().machine, 155)

@@ -7,10 +7,19 @@ openat2(RESOLVE_IN_ROOT), so a hostile rootfs whose /proc, /dev or /etc is a
 symlink (absolute or ../) cannot make minirun mount or write outside the root
 (the runc CVE-2019-16884 / CVE-2021-30465 lessons); the mount then goes onto
 /proc/self/fd/N, the object we checked, not onto a path that could change.
+
+Read-only means read-only all the way down: a `:ro` volume is a recursive bind,
+so whatever the host has mounted below its source comes along, and a plain
+MS_REMOUNT|MS_RDONLY changes only the top mount -- writes to the submounts reach
+the host. `make_readonly()` uses mount_setattr(AT_RECURSIVE) and, on kernels
+without it (before 5.12), remounts every mount below the target that
+/proc/self/mountinfo lists.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
 from typing import NamedTuple
 
@@ -28,6 +37,13 @@ MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer
                 "/proc/timer_stats", "/proc/sched_debug")
 MASKED_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# What `--read-only` leaves writable, as Docker does: the container's own /dev (with
+# /dev/shm, /dev/pts, /dev/mqueue) and /proc (whose sensitive parts are read-only or
+# masked anyway), plus the volumes asked for read-write. Everything else -- the rootfs,
+# the /etc files minirun binds in -- is made read-only.
+WRITABLE_UNDER_READ_ONLY = ("/dev", "/proc")
+RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV  # volumes, /proc/sys
+ROOT_RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV  # --read-only (setuid keeps working)
 
 
 class MountStep(NamedTuple):
@@ -58,9 +74,8 @@ def plan(*, volumes=(), etc_files: dict[str, str] | None = None,
         steps.append(MountStep(name, source=src, flags=k.MS_BIND, kind="file"))
     for v in volumes:
         kind = "dir" if os.path.isdir(v.source) else "file"
-        steps.append(MountStep(v.target, source=v.source, flags=k.MS_BIND | k.MS_REC, kind=kind))
-        if v.readonly:
-            steps.append(MountStep(v.target, kind="readonly"))
+        flags = k.MS_BIND | k.MS_REC | (k.MS_RDONLY if v.readonly else 0)
+        steps.append(MountStep(v.target, source=v.source, flags=flags, kind=kind))
     if tty_slave:
         steps.append(MountStep("/dev/console", source=tty_slave, flags=k.MS_BIND, kind="file"))
     steps += [MountStep(p, kind="mask", optional=True) for p in MASKED_FILES + MASKED_DIRS]
@@ -163,26 +178,24 @@ class RootFS:
                         self.k.mount("/dev/null", where, None, k.MS_BIND, display=step.target)
                 elif step.kind == "readonly":
                     self.k.mount(where, where, None, k.MS_BIND | k.MS_REC, display=step.target)
-                    self._remount_ro(step.target)
+                    self._make_readonly(step.target)
+                elif step.flags & k.MS_BIND:
+                    # a bind ignores every flag but MS_REC: read-only is a second step
+                    self.k.mount(step.source, where, None, step.flags & ~k.MS_RDONLY,
+                                 display=step.target)
+                    if step.flags & k.MS_RDONLY:
+                        self._make_readonly(step.target)
                 else:
                     self.k.mount(step.source, where, step.fstype, step.flags, step.data,
                                  display=step.target)
-                    if step.flags & k.MS_BIND and step.flags & k.MS_RDONLY:
-                        self._remount_ro(step.target)
             finally:
                 os.close(fd)
 
-    def _remount_ro(self, target: str) -> None:
+    def _make_readonly(self, target: str) -> None:
+        # Reopen: the fd taken before the mount names the directory below it.
         fd = self.open_in_root(target)
         try:
-            where = f"/proc/self/fd/{fd}"
-            flags = k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY
-            try:
-                self.k.mount(None, where, None, flags | k.MS_NOSUID | k.MS_NODEV,
-                             display=target)
-            except SyscallError:
-                # A mount with fewer flags (e.g. without nodev) must be remounted with them.
-                self.k.mount(None, where, None, flags, display=target)
+            make_readonly(self.k, fd, target, RO_ATTRS)
         finally:
             os.close(fd)
 
@@ -221,3 +234,142 @@ def pivot_into(root: str, kern=k.kernel) -> None:
     kern.pivot_root(".", ".")
     kern.umount(".", k.MNT_DETACH)
     os.chdir("/")
+
+
+# -- read-only, recursively ----------------------------------------------------------
+
+_MS_OF_OPTION = {"ro": k.MS_RDONLY, "nosuid": k.MS_NOSUID, "nodev": k.MS_NODEV,
+                 "noexec": k.MS_NOEXEC, "noatime": k.MS_NOATIME,
+                 "nodiratime": k.MS_NODIRATIME, "relatime": k.MS_RELATIME,
+                 "strictatime": k.MS_STRICTATIME}
+_MS_OF_ATTR = {k.MOUNT_ATTR_RDONLY: k.MS_RDONLY, k.MOUNT_ATTR_NOSUID: k.MS_NOSUID,
+               k.MOUNT_ATTR_NODEV: k.MS_NODEV, k.MOUNT_ATTR_NOEXEC: k.MS_NOEXEC}
+
+
+class MountEntry(NamedTuple):
+    id: int
+    parent: int
+    point: str        # the mount point, relative to this process's root
+    options: str      # the per-mount options (ro/rw, nosuid, ...)
+
+
+def _unescape(path: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 6:
+            out.append(MountEntry(int(f[0]), int(f[1]), _unescape(f[4]), f[5]))
+    return out
+
+
+def mounts_below(table: list[MountEntry], top: int, keep=frozenset()) -> list[MountEntry]:
+    """The mounts below mount `top` (not itself), parents before children; the mounts
+    whose ids are in `keep` are left out with everything below them."""
+    children: dict[int, list[MountEntry]] = {}
+    for m in table:
+        if m.id != m.parent:
+            children.setdefault(m.parent, []).append(m)
+    out, todo = [], list(children.get(top, []))
+    while todo:
+        m = todo.pop(0)
+        if m.id in keep:
+            continue
+        out.append(m)
+        todo += children.get(m.id, [])
+    return out
+
+
+def make_readonly(kern, fd: int, where: str, attrs: int = RO_ATTRS,
+                  keep=frozenset()) -> None:
+    """Make the mount of `fd` and every mount below it read-only (plus the other
+    MOUNT_ATTR_* flags in `attrs`), except the mounts whose ids are in `keep` and what is
+    below them: with mount_setattr(AT_RECURSIVE) when there is nothing to keep, else
+    mount by mount; by remounting each one on kernels without mount_setattr."""
+    attrs |= k.MOUNT_ATTR_RDONLY
+    have_setattr = True
+    try:
+        kern.mount_setattr(fd, "", k.AT_EMPTY_PATH | (0 if keep else k.AT_RECURSIVE), attrs,
+                           display=where)
+        if not keep:
+            return
+    except SyscallError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        have_setattr = False
+    table = parse_mountinfo(kern.mountinfo())
+    top = kern.mount_id(fd)
+    if not have_setattr:
+        _remount_ro(kern, fd, where, _options_of(table, top), attrs)
+    for m in mounts_below(table, top, keep):
+        try:
+            mfd = kern.openat2(k.AT_FDCWD, m.point, os.O_PATH, k.RESOLVE_NO_SYMLINKS)
+        except SyscallError as e:
+            if e.errno == errno.ENOENT:  # hidden below a later mount: unreachable
+                continue
+            raise
+        try:
+            if kern.mount_id(mfd) != m.id:
+                continue  # covered by another mount on the same point, handled in its turn
+            if have_setattr:
+                kern.mount_setattr(mfd, "", k.AT_EMPTY_PATH, attrs, display=m.point)
+            else:
+                _remount_ro(kern, mfd, m.point, m.options, attrs)
+        finally:
+            os.close(mfd)
+
+
+def _options_of(table: list[MountEntry], mount_id: int) -> str:
+    return next((m.options for m in table if m.id == mount_id), "")
+
+
+def _remount_ro(kern, fd: int, where: str, options: str, attrs: int) -> None:
+    """MS_REMOUNT|MS_BIND sets a mount's flags to exactly what it is given: keep the ones
+    it has (nosuid, noexec, the atime mode...) and add ours."""
+    flags = k.MS_BIND | k.MS_REMOUNT
+    for opt in options.split(","):
+        flags |= _MS_OF_OPTION.get(opt, 0)
+    for attr, ms in _MS_OF_ATTR.items():
+        if attrs & attr:
+            flags |= ms
+    kern.mount(None, f"/proc/self/fd/{fd}", None, flags, display=where)
+
+
+def writable_under_read_only(steps: list[MountStep]) -> tuple[str, ...]:
+    """What `--read-only` keeps writable: /dev, /proc and the read-write volumes (the
+    recursive binds of the plan; /etc files are plain binds and become read-only)."""
+    vols = [s.target for s in steps
+            if s.source and s.flags & k.MS_BIND and s.flags & k.MS_REC
+            and not s.flags & k.MS_RDONLY]
+    return WRITABLE_UNDER_READ_ONLY + tuple(vols)
+
+
+def make_root_readonly(kern, steps: list[MountStep]) -> None:
+    """--read-only, after pivot_root: the container's / and what is mounted below it,
+    except the mounts that writable_under_read_only() names. Those are found by resolving
+    each path inside the root, as the plan did when it mounted them (a volume's target
+    may go through a symlink of the image), and known by their mount ids."""
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_id = kern.mount_id(fd)
+        keep = set()
+        for path in writable_under_read_only(steps):
+            try:
+                pfd = kern.openat2(fd, path.lstrip("/") or ".", os.O_PATH,
+                                   k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS)
+            except SyscallError as e:
+                if e.errno == errno.ENOENT:
+                    continue
+                raise
+            try:
+                mount_id = kern.mount_id(pfd)
+            finally:
+                os.close(pfd)
+            if mount_id != root_id:  # a directory of the rootfs itself is not kept
+                keep.add(mount_id)
+        make_readonly(kern, fd, "/", ROOT_RO_ATTRS, keep=frozenset(keep))
+    finally:
+        os.close(fd)

@@ -18,7 +18,6 @@ NAME_MAX = 128
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
                          r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ENV_NAME_RE = re.compile(r"^[^=\0]+$")
 
 
 def check_name(name: str, what: str = "container name") -> str:
@@ -48,31 +47,52 @@ def check_rootfs(path: str) -> str:
 
 
 def parse_env(items: tuple[str, ...], files: tuple[str, ...] = ()) -> dict[str, str]:
-    """-e NAME=VALUE, -e NAME (copied from minirun's own environment, as Docker does), --env-file."""
+    """-e NAME=VALUE, -e NAME (copied from minirun's own environment, as Docker does), --env-file.
+
+    Names follow Docker's rules: not empty, no whitespace, no NUL (and no '=', which ends
+    the name). An env file holds NAME=VALUE lines; blank lines and lines starting with
+    '#' are skipped. A shell-style `export NAME=VALUE` is refused, as Docker does (the
+    name would be `export NAME`), with the file and the line number.
+    """
     env: dict[str, str] = {}
-    lines: list[tuple[str, str]] = []
+    lines: list[tuple[str, str | None]] = []  # (NAME[=VALUE], "FILE line N" or None for -e)
     for f in files:
         try:
-            text = Path(f).read_text()
+            text = Path(f).read_bytes().decode()
         except OSError as e:
             raise UsageError(f"cannot read env file {f!r}: {e.strerror}") from None
-        for raw in text.splitlines():
+        except UnicodeDecodeError as e:
+            raise UsageError(f"cannot read env file {f!r}: not UTF-8 text "
+                             f"(byte {e.start})") from None
+        for n, raw in enumerate(text.split("\n"), 1):
             raw = raw.strip()
             if raw and not raw.startswith("#"):
-                lines.append((raw, f))
-    lines += [(i, "-e") for i in items]
-    for item, origin in lines:
-        if "\0" in item:
-            raise UsageError(f"invalid environment variable in {origin}: contains a NUL byte")
+                lines.append((raw, f"{f} line {n}"))
+    lines += [(i, None) for i in items]
+    for item, where in lines:
         name, eq, value = item.partition("=")
-        if not name or not ENV_NAME_RE.match(name) or name != name.strip():
-            raise UsageError(f"invalid environment variable {item!r} in {origin}")
+        why = env_name_problem(name) or ("contains a NUL byte" if "\0" in value else None)
+        if why:
+            # name the variable, never show its value (it may be a secret)
+            where = f" in {where}" if where else ""
+            raise UsageError(f"invalid environment variable {name!r}{where}: {why}")
         if not eq:
             if name not in os.environ:
                 continue
             value = os.environ[name]
         env[name] = value
     return env
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an environment variable's name (Docker's rules), or None."""
+    if not name:
+        return "the name is empty"
+    if "\0" in name:
+        return "contains a NUL byte"
+    if any(c.isspace() for c in name):
+        return "the name contains whitespace"
+    return None
 
 
 class Volume(NamedTuple):

@@ -10,9 +10,14 @@ path-safety logic of rootfs.py runs against a real directory tree; nothing that
 needs root (mount, umount, pivot_root, unshare...) reaches the kernel.
 `fail` makes chosen operations raise SyscallError: {("mount", flags): errno} or
 {"pivot_root": errno}, checked in that order.
+
+`mount_table` stands for /proc/self/mountinfo: (id, parent id, mount point, options)
+tuples; `mount_id(fd)` answers with the last entry mounted on the path the fd names.
+`no_mount_setattr` plays a kernel before 5.12 (every mount_setattr: ENOSYS).
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from minirun import kernel as k
@@ -30,10 +35,13 @@ def resolved(path: str | None) -> str | None:
 
 
 class FakeKernel:
-    def __init__(self, *, real_openat2: bool = True, fail: dict | None = None):
+    def __init__(self, *, real_openat2: bool = True, fail: dict | None = None,
+                 mount_table=(), no_mount_setattr: bool = False):
         self.calls: list[tuple] = []
         self.real_openat2 = real_openat2
         self.fail = dict(fail or {})
+        self.mount_table = list(mount_table)
+        self.no_mount_setattr = no_mount_setattr
 
     # -- helpers for assertions ---------------------------------------------
     def ops(self) -> list[str]:
@@ -58,6 +66,24 @@ class FakeKernel:
     def umount(self, target, flags=0):
         self.calls.append(("umount", target, flags))
         self._maybe_fail("umount")
+
+    def mount_setattr(self, dirfd, path, flags, attr_set, attr_clr=0, *, display=None):
+        target = resolved(f"/proc/self/fd/{dirfd}") if path == "" else path
+        self.calls.append(("mount_setattr", target, flags, attr_set, attr_clr))
+        if self.no_mount_setattr:
+            raise SyscallError("mount_setattr", display, errno.ENOSYS)
+        self._maybe_fail(("mount_setattr", flags), "mount_setattr")
+
+    def mountinfo(self):
+        return "".join(f"{i} {parent} 0:{i} / {point.replace(' ', chr(92) + '040')} {opts} "
+                       "- fake fake rw\n" for i, parent, point, opts in self.mount_table)
+
+    def mount_id(self, fd):
+        path = resolved(f"/proc/self/fd/{fd}")
+        ids = [i for i, _, point, _ in self.mount_table if point == path]
+        if not ids:
+            raise SyscallError("mount_id", path, errno.ENOENT)
+        return ids[-1]
 
     def pivot_root(self, new_root, put_old):
         self.calls.append(("pivot_root", new_root, put_old))

@@ -80,17 +80,15 @@ def test_plan_volumes_rw_ro_and_files(tmp_path):
             Volume(str(tmp_path / "d"), "/ro", True)]
     steps = plan(volumes=vols, etc_files=etc_files(tmp_path))
     i = [s.target for s in steps].index("/data")
-    got = [(s.target, s.source, s.flags, s.kind) for s in steps[i:i + 5]]
+    got = [(s.target, s.source, s.flags, s.kind) for s in steps[i:i + 3]]
     bind = k.MS_BIND | k.MS_REC
     assert got == [("/data", str(tmp_path / "d"), bind, "dir"),
-                   ("/cfg", str(tmp_path / "f"), bind, "file"),
-                   ("/cfg", None, 0, "readonly"),
-                   ("/ro", str(tmp_path / "d"), bind, "dir"),
-                   ("/ro", None, 0, "readonly")]
-    assert not any(s.optional for s in steps[i:i + 5])
+                   ("/cfg", str(tmp_path / "f"), bind | k.MS_RDONLY, "file"),
+                   ("/ro", str(tmp_path / "d"), bind | k.MS_RDONLY, "dir")]
+    assert not any(s.optional for s in steps[i:i + 3])
     # volumes come after the /etc files and before the masks (a volume cannot unmask)
     assert [s.target for s in steps[i - 1:i]] == ["/etc/resolv.conf"]
-    assert steps[i + 5].kind == "mask"
+    assert steps[i + 3].kind == "mask"
 
 
 def test_plan_tty_console_before_masks():
@@ -191,22 +189,143 @@ def test_masks_and_readonly_paths(tree):
         ("/dev/null", f"{root}/proc/kcore", None, k.MS_BIND),
         ("tmpfs", f"{root}/proc/acpi", "tmpfs", k.MS_RDONLY),
         (f"{root}/proc/sys", f"{root}/proc/sys", None, k.MS_BIND | k.MS_REC),
-        (None, f"{root}/proc/sys", None,
-         k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV),
     ]
+    # the bind of /proc/sys onto itself, then read-only with everything below it
+    assert [c for c in fake.calls if c[0] == "mount_setattr"] == [
+        ("mount_setattr", f"{root}/proc/sys", k.AT_EMPTY_PATH | k.AT_RECURSIVE, RO, 0)]
 
 
-def test_readonly_remount_falls_back_to_fewer_flags(tree, tmp_path):
+RO = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
+
+
+def test_ro_volume_is_read_only_recursively(tree, tmp_path):
     root, *_ = tree
     src = tmp_path / "vol"
     src.mkdir()
-    first = k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV
     steps = [s for s in plan(volumes=[Volume(str(src), "/data", True)]) if s.target == "/data"]
-    fake = apply(root, steps, fail={("mount", first): 1})  # EPERM, then without nosuid/nodev
-    flags = [c[4] for c in fake.mounts()]
-    assert flags == [k.MS_BIND | k.MS_REC, k.MS_BIND | k.MS_REC, first,
-                     k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY]
-    assert all(c[2] == f"{root}/data" for c in fake.mounts())
+    fake = apply(root, steps)
+    ops = [c for c in fake.calls if c[0] != "openat2"]
+    # a bind ignores MS_RDONLY: bind (recursively), then mount_setattr(AT_RECURSIVE)
+    assert ops == [("mount", str(src), f"{root}/data", None, k.MS_BIND | k.MS_REC, None,
+                    "/data"),
+                   ("mount_setattr", f"{root}/data", k.AT_EMPTY_PATH | k.AT_RECURSIVE, RO, 0)]
+
+
+def test_rw_volume_is_not_made_read_only(tree, tmp_path):
+    root, *_ = tree
+    src = tmp_path / "vol"
+    src.mkdir()
+    fake = apply(root, plan(volumes=[Volume(str(src), "/data")])[-1:])
+    assert "mount_setattr" not in fake.ops()
+
+
+def test_ro_volume_without_mount_setattr_remounts_every_submount(tree, tmp_path):
+    # Kernels before 5.12: mount_setattr is ENOSYS; every mount below the volume that
+    # mountinfo lists is remounted read-only by itself, keeping the flags it has.
+    root, *_ = tree
+    src = tmp_path / "vol"
+    src.mkdir()
+    # what the bind shows at /data (the fake does not mount)
+    (root / "data" / "sub" / "deeper").mkdir(parents=True)
+    (root / "data" / "with space").mkdir()
+    data = f"{root}/data"
+    table = [(1, 1, "/", "rw"), (20, 1, str(src), "rw,relatime"),
+             (30, 1, data, "rw,relatime"),                       # the volume's bind
+             (31, 30, f"{data}/sub", "rw,nosuid,noexec,noatime"),
+             (32, 31, f"{data}/sub/deeper", "ro,nodev"),
+             (33, 30, f"{data}/with space", "rw"),
+             (34, 30, f"{data}/gone", "rw"),                     # hidden: no such path
+             (40, 20, f"{src}/sub", "rw")]                        # the host's, not ours
+    steps = [s for s in plan(volumes=[Volume(str(src), "/data", True)]) if s.target == "/data"]
+    fake = apply(root, steps, mount_table=table, no_mount_setattr=True)
+    remount = k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV
+    got = [(c[2], c[4]) for c in fake.mounts()][1:]
+    assert got == [(data, remount | k.MS_RELATIME),
+                   (f"{data}/sub", remount | k.MS_NOEXEC | k.MS_NOATIME),
+                   (f"{data}/with space", remount),
+                   (f"{data}/sub/deeper", remount)]  # parents before children
+    assert [c[-1] for c in fake.mounts()][1:] == [
+        "/data", f"{data}/sub", f"{data}/with space", f"{data}/sub/deeper"]
+    # the submounts are opened without following any link
+    walk = [c for c in fake.calls if c[0] == "openat2" and c[1].startswith(data)]
+    assert walk and all(c[3] == k.RESOLVE_NO_SYMLINKS for c in walk)
+
+
+def test_readonly_fallback_skips_a_covered_mount(tree, tmp_path):
+    # Two mounts on one point: the covered one is unreachable, the top one is remounted.
+    root, *_ = tree
+    (root / "data" / "sub").mkdir(parents=True)
+    data = f"{root}/data"
+    table = [(30, 1, data, "rw"), (31, 30, f"{data}/sub", "rw"),
+             (32, 31, f"{data}/sub", "rw")]
+    fake = FakeKernel(mount_table=table, no_mount_setattr=True)
+    fd = os.open(data, os.O_PATH)
+    try:
+        rootfs.make_readonly(fake, fd, "/data")
+    finally:
+        os.close(fd)
+    assert [c[2] for c in fake.mounts()] == [data, f"{data}/sub"]
+
+
+def test_mount_setattr_errors_other_than_enosys_are_reported(tree, tmp_path):
+    root, *_ = tree
+    src = tmp_path / "vol"
+    src.mkdir()
+    steps = [s for s in plan(volumes=[Volume(str(src), "/data", True)]) if s.target == "/data"]
+    with pytest.raises(MinirunError, match="mount_setattr"):
+        apply(root, steps, fail={"mount_setattr": 1})
+
+
+def test_parse_mountinfo_and_mounts_below():
+    text = ("1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+            "2 1 0:5 / /a\\040b rw - tmpfs t rw\n"
+            "3 2 0:6 / /a\\040b/c ro,nosuid - tmpfs t rw\n"
+            "4 1 0:7 / /dev rw - tmpfs t rw\n"
+            "5 4 0:8 / /dev/shm rw - tmpfs t rw\n"
+            "6 1 0:9 / /devx rw - tmpfs t rw\n")
+    table = rootfs.parse_mountinfo(text)
+    assert table[1] == rootfs.MountEntry(2, 1, "/a b", "rw")
+    assert [m.id for m in rootfs.mounts_below(table, 1)] == [2, 4, 6, 3, 5]
+    assert [m.id for m in rootfs.mounts_below(table, 2)] == [3]
+    # /dev is kept with what is below it
+    assert [m.id for m in rootfs.mounts_below(table, 1, keep={4})] == [2, 6, 3]
+
+
+def test_read_only_root_keeps_dev_proc_and_rw_volumes(tmp_path):
+    # --read-only after pivot_root: / and every mount below it but /dev, /proc and the
+    # rw volumes (with what is below them), one by one; ro volumes are read-only already.
+    # (The fake does not pivot: the container's paths are the test machine's.)
+    src = tmp_path / "src"
+    src.mkdir()
+    hosts = tmp_path / "hosts"  # stands for the container's /etc/hosts
+    hosts.write_text("")
+    data = tmp_path / "data"  # the rw volume's target...
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)  # ...named through a link of the image
+    link = str(tmp_path / "link")
+    steps = plan(volumes=[Volume(str(src), link), Volume(str(src), "/ro", True)],
+                 etc_files={"/etc/hosts": str(hosts)})
+    assert rootfs.writable_under_read_only(steps) == ("/dev", "/proc", link)
+    table = [(1, 1, "/", "rw"), (2, 1, "/proc", "rw"), (3, 2, "/proc/sys", "ro"),
+             (4, 1, "/dev", "rw"), (5, 4, "/dev/shm", "rw"), (6, 1, "/sys", "ro"),
+             (7, 1, str(hosts), "rw"), (8, 1, str(data), "rw"), (9, 8, f"{data}/x", "rw"),
+             (10, 1, str(src), "ro")]  # the ro volume (its target /ro does not exist here)
+    fake = FakeKernel(mount_table=table)
+    rootfs.make_root_readonly(fake, steps)
+    attrs = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV
+    assert [c for c in fake.calls if c[0] == "mount_setattr"] == [
+        ("mount_setattr", "/", k.AT_EMPTY_PATH, attrs, 0),
+        ("mount_setattr", "/sys", k.AT_EMPTY_PATH, attrs, 0),
+        ("mount_setattr", str(hosts), k.AT_EMPTY_PATH, attrs, 0),
+        ("mount_setattr", str(src), k.AT_EMPTY_PATH, attrs, 0)]
+    # without mount_setattr: the same mounts, remounted
+    fake = FakeKernel(mount_table=table, no_mount_setattr=True)
+    rootfs.make_root_readonly(fake, steps)
+    assert [(c[2], c[4]) for c in fake.mounts()] == [
+        ("/", k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
+        ("/sys", k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
+        (str(hosts), k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
+        (str(src), k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV)]
 
 
 HOSTILE = {
