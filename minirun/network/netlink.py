@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import time
 
 from .. import kernel as k
 from .. import oplog
-from ..errors import SyscallError
-from .rtnl import RtNetlink
+from ..errors import Conflict, SyscallError
+from .macs import normalize
+from .rtnl import LinkInfo, RtNetlink, alias_bytes
+
+__all__ = ["LinkInfo", "Netlink", "flush_udp_conntrack"]
 
 
 def _fail(cmd: str, e: OSError) -> SyscallError:
@@ -50,6 +54,20 @@ def _spawn_quiet(argv: list[str]):
                                 start_new_session=True)
     except OSError:
         return None
+
+
+def _alias_arg(alias: str) -> str:
+    """The alias as `ip` takes it, cut as the kernel will store it, quoted for a shell."""
+    return shlex.quote(alias_bytes(alias).decode())
+
+
+def _describe(link: LinkInfo) -> str:
+    """What a link that is not ours is, for a one-line error: its kind, and the owner
+    its alias names if it has one."""
+    what = f"a {link.kind}" if link.kind else "a device"
+    if link.alias:
+        what += f" labelled {link.alias!r}"
+    return what
 
 
 def _in_netns(netns_fd: int) -> RtNetlink:
@@ -83,38 +101,63 @@ class Netlink:
     def index(self, ifname: str) -> int | None:
         return self.nl.link_index(ifname)
 
-    def ensure_bridge(self, name: str, address: str, prefixlen: int) -> bool:
-        """Create the bridge (the "virtual switch") with the gateway address; True if new."""
+    def link(self, name: str) -> LinkInfo | None:
+        """The link called `name`: index, name, kind, mac, alias, master (and flags)."""
+        return self.nl.link(name)
+
+    def ensure_bridge(self, name: str, address: str, prefixlen: int, mac: str,
+                      alias: str) -> bool:
+        """Make sure bridge `name` (the "virtual switch") is ours, with the gateway address,
+        up; True if it was created now.
+
+        Ours means: a bridge whose MAC is `mac`, set by the message that created it
+        (the kernel ignores an alias there, but applies the MAC). A link of that name
+        that is anything else -- an administrator's bridge or veth, another state
+        root's or another network's bridge -- raises Conflict and is left untouched:
+        no address added, no port plugged in.
+        """
+        mac = normalize(mac)
+        alias = alias_bytes(alias).decode()  # as the kernel keeps it (255 bytes at most)
         created = False
-        if self.index(name) is None:
-            # EEXIST: another minirun made it just now
-            _do(f"ip link add {name} type bridge", lambda: self.nl.add_bridge(name),
-                (errno.EEXIST,))
-            created = True
-        idx = self.index(name)
-        have = self.nl.addresses(idx)
-        if have and address not in have:
-            # Someone else's bridge (another program, or another minirun state root):
-            # plugging our containers into it would mix two networks.
-            from ..errors import Conflict
-            raise Conflict(f"bridge {name} already exists with address {', '.join(have)}, "
-                           "not this network's gateway: it is not minirun's")
-        if address not in have:
+        link = self.link(name)
+        if link is None:
+            cmd = f"ip link add {name} address {mac} type bridge"
+            oplog.record(cmd)
+            try:
+                self.nl.add_bridge(name, mac)
+                created = True
+            except OSError as e:
+                if e.errno != errno.EEXIST:  # EEXIST: someone made one just now; judge it
+                    raise _fail(cmd, e) from None
+            link = self.link(name)
+            if link is None:
+                raise SyscallError(cmd, None, errno.ENODEV, "the new bridge vanished")
+        if link.kind != "bridge" or link.mac != mac:
+            if link.alias == alias:
+                raise Conflict(f"link {name} exists with this network's label but not its "
+                               f"MAC ({link.mac}, not {mac}): it is not provably minirun's")
+            mine = (link.alias or "").startswith("minirun ")
+            raise Conflict(f"link {name} exists and is not "
+                           f"{'this network' if mine else 'minirun'}'s ({_describe(link)})")
+        idx = link.index
+        if link.alias != alias:
+            _do(f"ip link set {name} alias {_alias_arg(alias)}",
+                lambda: self.nl.set_link(idx, alias=alias))
+        if address not in self.nl.addresses(idx):
             _do(f"ip addr add {address}/{prefixlen} dev {name}",
                 lambda: self.nl.add_address(idx, address, prefixlen), (errno.EEXIST,))
-        if created:
+        if not link.up or created:
             _do(f"ip link set {name} up", lambda: self.nl.set_link(idx, up=True))
         return created
 
-    def delete_link(self, name: str) -> None:
-        """`ip link del NAME`; a link that is already gone is fine."""
-        idx = self.index(name)
-        if idx is not None:
-            _do(f"ip link del {name}", lambda: self.nl.del_link(idx),
-                (errno.ENODEV, errno.ENOENT))
+    def delete_links_together(self, links: list[tuple[str, str]]) -> list[str]:
+        """Delete the links of `links` -- (name, expected MAC) pairs -- that are provably
+        ours, in one kernel batch, and return as soon as they are gone.
 
-    def delete_links_together(self, names: list[str]) -> None:
-        """Delete links in one kernel batch, and return as soon as they are gone.
+        A link is ours only if its MAC is the expected one (set when we created it);
+        an absent link is skipped silently. Returns the names of the links that exist
+        but are NOT ours: they are left untouched, for the caller to report (it is
+        not an error: deleting them would be).
 
         Each deletion waits for RCU grace periods (20-50 ms here), a batch for one
         set of them: the links are moved into a fresh link group and the group is
@@ -125,9 +168,18 @@ class Netlink:
         release. If that does not happen in time, we delete them ourselves and
         report what fails.
         """
-        found = [(n, i) for n, i in ((n, self.index(n)) for n in names) if i is not None]
+        found: list[tuple[str, int]] = []
+        foreign: list[str] = []
+        for name, mac in links:
+            link = self.link(name)
+            if link is None:
+                continue
+            if link.mac is not None and link.mac == normalize(mac):
+                found.append((name, link.index))
+            else:
+                foreign.append(name)
         if not found:
-            return
+            return foreign
         used = self.nl.groups_in_use()
         # 2^30..2^31-1: clear of the groups people number by hand, and within what
         # `ip` accepts (it parses a signed 32-bit number)
@@ -152,38 +204,54 @@ class Netlink:
             except OSError as e:
                 if e.errno != errno.ENODEV:
                     raise _fail(cmd, e) from None
+        return foreign
 
-    def delete_bridge_if_ours(self, name: str, gateway: str) -> None:
-        """Delete the bridge only if it carries our gateway: never someone else's."""
-        idx = self.index(name)
-        if idx is not None and gateway in self.nl.addresses(idx):
-            self.delete_link(name)
-
-    def is_ours(self, bridge: str, gateway: str) -> bool:
-        idx = self.index(bridge)
-        return idx is not None and gateway in self.nl.addresses(idx)
+    def delete_bridge_if_ours(self, name: str, mac: str) -> bool:
+        """`ip link del NAME` if it is a bridge with MAC `mac` (ours); True if deleted.
+        False if it is absent or not ours -- then nothing was touched."""
+        link = self.link(name)
+        if link is None or link.kind != "bridge" or link.mac != normalize(mac):
+            return False
+        _do(f"ip link del {name}", lambda: self.nl.del_link(link.index),
+            (errno.ENODEV, errno.ENOENT))
+        return True
 
     def bridge_ports(self, bridge: str) -> list[str]:
         idx = self.index(bridge)
         if idx is None:
             return []
-        return [name for _, name, master in self.nl.links() if master == idx]
+        return [link.name for link in self.nl.links() if link.master == idx]
 
     def add_veth(self, host_ifname: str, peer_ifname: str, netns_fd: int, netns_name: str,
-                 bridge: str) -> None:
+                 bridge: str, host_mac: str, peer_mac: str, alias: str | None = None,
+                 bridge_mac: str | None = None) -> int:
         """The "virtual cable": one end in the container's namespace (so the kernel removes
-        the pair if that namespace dies), the other plugged into the bridge."""
-        _do(f"ip link add {host_ifname} type veth peer name {peer_ifname} netns {netns_name}",
-            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd))
+        the pair if that namespace dies), the other plugged into the bridge; returns the
+        host end's ifindex.
+
+        Both ends get their MAC in the creating message: `host_mac` is the proof that the
+        host end is ours, `peer_mac` the container's own. With `bridge_mac`, the bridge
+        must carry it (be ours) or nothing is plugged into it (Conflict)."""
+        host_mac, peer_mac = normalize(host_mac), normalize(peer_mac)
+        br = self.link(bridge)
+        if br is None or (bridge_mac is not None
+                          and (br.kind != "bridge" or br.mac != normalize(bridge_mac))):
+            what = "is gone" if br is None else f"is not minirun's ({_describe(br)})"
+            raise Conflict(f"cannot plug {host_ifname} into {bridge}: the bridge {what}")
+        _do(f"ip link add {host_ifname} address {host_mac} type veth "
+            f"peer name {peer_ifname} address {peer_mac} netns {netns_name}",
+            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd, host_mac, peer_mac))
         idx = self.index(host_ifname)
-        master = self.index(bridge)
-        _do(f"ip link set {host_ifname} master {bridge} up",
-            lambda: self.nl.set_link(idx, up=True, master=master))
+        # by index: the very bridge judged above, even if its name changed hands since
+        label = f" alias {_alias_arg(alias)}" if alias is not None else ""
+        _do(f"ip link set {host_ifname} master {bridge} up{label}",
+            lambda: self.nl.set_link(idx, up=True, master=br.index, alias=alias))
         # Hairpin: a container reaching its own published port has its DNATed packet
         # bridged straight back out of the port it came in on (br_netfilter does the
         # DNAT at the bridge layer); without hairpin mode the bridge drops it.
         _do(f"bridge link set dev {host_ifname} hairpin on",
             lambda: self.nl.set_hairpin(idx))
+        return idx
 
     def configure_container(self, netns_fd: int, netns_name: str, ifname: str, address: str,
                             prefixlen: int, gateway: str | None) -> None:

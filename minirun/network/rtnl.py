@@ -15,6 +15,9 @@ import ipaddress
 import os
 import socket
 import struct
+from typing import NamedTuple
+
+from .macs import format_mac, parse_mac
 
 NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -25,8 +28,9 @@ NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLA_F_NESTED = 0x8000
 
-IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = (
-    3, 10, 12, 18, 27, 28)
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO = 1, 3, 10, 12, 18
+IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = 20, 27, 28
+IFALIASZ = 256  # the kernel's limit, terminating NUL included
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4
@@ -58,6 +62,48 @@ def ifname(name: str) -> bytes:
 def ifinfomsg(index: int = 0, flags: int = 0, change: int = 0,
               family: int = socket.AF_UNSPEC) -> bytes:
     return _IFINFOMSG.pack(family, 0, index, flags, change)
+
+
+def alias_bytes(alias: str) -> bytes:
+    """IFLA_IFALIAS payload: no NUL (as `ip link set X alias A` sends), cut to what the
+    kernel takes (255 bytes) on a character boundary."""
+    raw = alias.encode()[:IFALIASZ - 1]
+    return raw.decode(errors="ignore").encode()
+
+
+class LinkInfo(NamedTuple):
+    """What minirun needs to know about one link (one RTM_NEWLINK reply)."""
+    index: int
+    name: str
+    kind: str | None      # IFLA_INFO_KIND: "bridge", "veth", ...; None for lo, hardware
+    mac: str | None       # IFLA_ADDRESS, "aa:bb:cc:dd:ee:ff"; None if it has none
+    alias: str | None     # IFLA_IFALIAS; None if unset
+    master: int           # ifindex of its bridge, 0 if none
+    flags: int = 0        # ifi_flags (IFF_UP, ...)
+
+    @property
+    def up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+
+def parse_link(payload: bytes) -> LinkInfo:
+    """An ifinfomsg and its attributes, as the kernel sends it for a link."""
+    _, _, index, flags, _ = _IFINFOMSG.unpack_from(payload)
+    attrs = parse_attrs(payload, _IFINFOMSG.size)
+    name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace")
+    kind = None
+    if IFLA_LINKINFO in attrs:
+        raw = parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND)
+        if raw is not None:
+            kind = raw.split(b"\0", 1)[0].decode(errors="replace")
+    mac = None
+    if len(attrs.get(IFLA_ADDRESS, b"")) == 6:
+        mac = format_mac(attrs[IFLA_ADDRESS])
+    alias = None
+    if attrs.get(IFLA_IFALIAS, b"").rstrip(b"\0"):
+        alias = attrs[IFLA_IFALIAS].split(b"\0", 1)[0].decode(errors="replace")
+    master = struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0
+    return LinkInfo(index, name, kind, mac, alias, master, flags)
 
 
 def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
@@ -118,7 +164,8 @@ class RtNetlink:
                     return replies
 
     # -- links ---------------------------------------------------------------
-    def link_index(self, name: str) -> int | None:
+    def link(self, name: str) -> LinkInfo | None:
+        """The link called `name` (`ip -d link show NAME`), or None."""
         try:
             replies = self.request(RTM_GETLINK, ifinfomsg() + attr(IFLA_IFNAME, ifname(name)),
                                    flags=0)
@@ -126,39 +173,52 @@ class RtNetlink:
             if e.errno in (19, 2):  # ENODEV, ENOENT
                 return None
             raise
-        return _IFINFOMSG.unpack_from(replies[0])[2] if replies else None
+        return parse_link(replies[0]) if replies else None
 
-    def links(self) -> list[tuple[int, str, int]]:
-        """(index, name, master index or 0) of every link."""
-        out = []
-        for p in self.request(RTM_GETLINK, ifinfomsg(), flags=NLM_F_DUMP):
-            index = _IFINFOMSG.unpack_from(p)[2]
-            attrs = parse_attrs(p, _IFINFOMSG.size)
-            name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
-            master = struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0
-            out.append((index, name, master))
-        return out
+    def link_index(self, name: str) -> int | None:
+        found = self.link(name)
+        return found.index if found else None
 
-    def add_bridge(self, name: str) -> None:
-        body = (ifinfomsg() + attr(IFLA_IFNAME, ifname(name))
-                + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge")))
+    def links(self) -> list[LinkInfo]:
+        """Every link of the namespace."""
+        return [parse_link(p) for p in self.request(RTM_GETLINK, ifinfomsg(), flags=NLM_F_DUMP)]
+
+    def add_bridge(self, name: str, mac: str | None = None) -> None:
+        """`ip link add NAME [address MAC] type bridge`: the MAC is set by the creating
+        message itself, so a bridge carrying it was made by whoever chose it."""
+        body = ifinfomsg() + attr(IFLA_IFNAME, ifname(name))
+        if mac is not None:
+            body += attr(IFLA_ADDRESS, parse_mac(mac))
+        body += nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge"))
         self.request(RTM_NEWLINK, body, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
-    def add_veth(self, name: str, peer: str, peer_netns_fd: int) -> None:
-        peer_info = (ifinfomsg() + attr(IFLA_IFNAME, ifname(peer))
-                     + attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd)))
-        body = (ifinfomsg() + attr(IFLA_IFNAME, ifname(name))
-                + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth"),
-                         nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info))))
+    def add_veth(self, name: str, peer: str, peer_netns_fd: int, mac: str | None = None,
+                 peer_mac: str | None = None) -> None:
+        """`ip link add NAME [address MAC] type veth peer name PEER [address PEER_MAC]
+        netns NS`: both MACs set by the creating message."""
+        peer_info = ifinfomsg() + attr(IFLA_IFNAME, ifname(peer))
+        if peer_mac is not None:
+            peer_info += attr(IFLA_ADDRESS, parse_mac(peer_mac))
+        peer_info += attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
+        body = ifinfomsg() + attr(IFLA_IFNAME, ifname(name))
+        if mac is not None:
+            body += attr(IFLA_ADDRESS, parse_mac(mac))
+        body += nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth"),
+                       nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info)))
         self.request(RTM_NEWLINK, body, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
-    def set_link(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
+    def set_link(self, index: int, *, up: bool | None = None, master: int | None = None,
+                 alias: str | None = None) -> None:
+        """`ip link set DEV [master M] [up|down] [alias A]`, in one message. (The kernel
+        ignores IFLA_IFALIAS in a creating message: the alias can only come after.)"""
         flags = change = 0
         if up is not None:
             flags, change = (IFF_UP if up else 0), IFF_UP
         body = ifinfomsg(index, flags, change)
         if master is not None:
             body += attr(IFLA_MASTER, struct.pack("=I", master))
+        if alias is not None:
+            body += attr(IFLA_IFALIAS, alias_bytes(alias))
         self.request(RTM_NEWLINK, body)
 
     def set_hairpin(self, index: int, on: bool = True) -> None:
