@@ -7,6 +7,7 @@ found; 128+N when the command was killed by signal N; 2 for click usage errors.
 from __future__ import annotations
 
 import json
+import re
 import signal as _signal
 import sys
 import time
@@ -41,11 +42,6 @@ class MinirunGroup(click.Group):
             ctx.exit(125)
 
 
-def _runtime(ctx):
-    from .runtime import Runtime
-    return Runtime(ctx.obj["paths"], ctx.obj["firewall"])
-
-
 def _options(table):
     """click options from a runopts table (the fast path parses the same table)."""
     def decorate(f):
@@ -72,9 +68,11 @@ def _options(table):
 @click.pass_context
 def main(ctx, **globs):
     """minirun: a small container runtime to learn how containers and their networks work."""
-    from .commands import setup_globals
+    from .commands import heal_firewall, setup_globals
     ctx.meta["minirun.debug"] = globs["debug"]
     ctx.obj = {"paths": setup_globals(globs), "firewall": globs["firewall"]}
+    if ctx.invoked_subcommand not in (None, "_cleanup"):
+        heal_firewall(ctx.obj["paths"])
 
 
 @main.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
@@ -94,20 +92,17 @@ def run(ctx, rootfs, command, **opts):
 @click.pass_context
 def cleanup(ctx, container_id, status):
     """Called by the monitor when a detached container exits."""
-    from .state import Container
-    rt = _runtime(ctx)
-    c = Container(rt.paths, container_id, {})
-    if not c.record_path.exists():
-        return
-    c.reload()
-    for f in rt.finish(c, None if status < 0 else status):
-        click.echo(f"minirun: teardown: {f}", err=True)
+    from .lifecycle import finish, report
+    from .state import load
+    c = load(ctx.obj["paths"], container_id)
+    if c is not None:
+        report(finish(c, None if status < 0 else status))
 
 
 def _ports_text(c) -> str:
-    net = c.data.get("network") or {}
-    return ", ".join(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->"
-                     f"{p['container_port']}/{p['proto']}" for p in net.get("ports", []))
+    ports = c.network.ports if c.network else ()
+    return ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}"
+                     for p in ports)
 
 
 def _ago(t: float | None) -> str:
@@ -126,22 +121,22 @@ def _ago(t: float | None) -> str:
 @click.pass_context
 def ps(ctx, show_all, quiet):
     """List containers."""
-    from .state import all_containers
-    rt = _runtime(ctx)
-    rt.reclaim()
+    from .lifecycle import reclaim
+    from .state import all_containers, docker_status
+    paths = ctx.obj["paths"]
+    reclaim(paths)
     rows = []
-    for c in all_containers(rt.paths):
-        st = c.status()
+    for c in all_containers(paths):
+        st = docker_status(c)
         if not show_all and st != "running":
             continue
         if quiet:
             click.echo(c.short_id())
             continue
         if st == "exited":
-            st = f"exited ({c.data.get('exit_code')})"
-        net = c.data.get("network") or {}
-        rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.data.get("created")),
-                     net.get("ip") or "-", _ports_text(c)))
+            st = f"exited ({c.exit_code})"
+        rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.created),
+                     (c.network.ip if c.network else None) or "-", _ports_text(c)))
     if not quiet:
         _table(("CONTAINER ID", "NAME", "PID", "STATUS", "CREATED", "IP", "PORTS"), rows)
 
@@ -158,9 +153,9 @@ def _table(header, rows) -> None:
 def top(ctx, container):
     """Processes of a container: host PID and container PID side by side."""
     from .procs import container_processes
-    from .state import lookup
+    from .state import is_running, lookup
     c = lookup(ctx.obj["paths"], container)
-    if not c.is_running():
+    if not is_running(c):
         raise MinirunError(f"container {c.name} is not running")
     rows = [(r["host_pid"], r["container_pid"], r["user"], r["state"], r["command"])
             for r in container_processes(c.pid)]
@@ -181,9 +176,13 @@ def exec_(ctx, interactive, tty, env, workdir, user, container, command):
     from .execute import exec_in
     from .spec import parse_env, parse_user
     from .state import lookup
+    # like `run -w`: an absolute path (a missing directory is exec_in's error, exit 125)
+    if workdir is not None and not workdir.startswith("/"):
+        raise UsageError(f"invalid workdir {workdir!r}: must be an absolute path")
+    env_, user_ = parse_env(env), parse_user(user)
     c = lookup(ctx.obj["paths"], container)
     ctx.exit(exec_in(c, list(command), tty=tty, interactive=interactive,
-                     env=parse_env(env), workdir=workdir, user=parse_user(user)))
+                     env=env_, workdir=workdir, user=user_))
 
 
 @main.command()
@@ -192,7 +191,7 @@ def exec_(ctx, interactive, tty, env, workdir, user, container, command):
 @click.pass_context
 def logs(ctx, follow, container):
     """Output of a detached container."""
-    from .state import lookup
+    from .state import is_running, lookup
     c = lookup(ctx.obj["paths"], container)
     try:
         f = open(c.log_path, "rb")
@@ -205,7 +204,7 @@ def logs(ctx, follow, container):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
                 continue
-            if not follow or not c.is_running():
+            if not follow or not is_running(c):
                 break
             time.sleep(0.1)
 
@@ -217,21 +216,33 @@ def logs(ctx, follow, container):
 @click.pass_context
 def stop(ctx, timeout, containers):
     """Stop containers: SIGTERM, then SIGKILL after a grace period."""
-    rt = _runtime(ctx)
+    from .lifecycle import stop as stop_
     for ref in containers:
-        click.echo(rt.stop(ref, timeout).name)
+        click.echo(stop_(ctx.obj["paths"], ref, timeout).name)
 
 
 def _parse_signal(sig: str) -> int:
+    """A signal as Docker takes it: a number from 1 to SIGRTMAX, or a name with or
+    without SIG, in any case (KILL, SIGKILL, kill; RTMIN+N and RTMAX-N too)."""
+    top = int(_signal.SIGRTMAX)
     s = sig.upper()
-    if s.isdigit():
-        return int(s)
-    if not s.startswith("SIG"):
-        s = "SIG" + s
-    try:
-        return int(getattr(_signal.Signals, s))
-    except AttributeError:
-        raise UsageError(f"invalid signal {sig!r}") from None
+    if s.isascii() and s.isdigit():
+        num = int(s)
+    else:
+        s = s[3:] if s.startswith("SIG") else s
+        rt = re.fullmatch(r"RTMIN(?:\+(\d{1,3}))?|RTMAX(?:-(\d{1,3}))?", s)
+        if rt:
+            num = (int(_signal.SIGRTMIN) + int(rt.group(1) or 0) if s.startswith("RTMIN")
+                   else top - int(rt.group(2) or 0))
+            num = num if num >= int(_signal.SIGRTMIN) else 0  # RTMAX-40 is no RT signal
+        elif "SIG" + s in _signal.Signals.__members__:
+            num = int(_signal.Signals["SIG" + s])
+        else:
+            num = 0
+    if not 1 <= num <= top:
+        raise UsageError(f"invalid signal {sig!r}: a name such as TERM or KILL, or a number "
+                         f"from 1 to {top}")
+    return num
 
 
 @main.command()
@@ -240,10 +251,10 @@ def _parse_signal(sig: str) -> int:
 @click.pass_context
 def kill(ctx, sig, containers):
     """Send a signal to containers' PID 1."""
-    rt = _runtime(ctx)
+    from .lifecycle import kill as kill_
     num = _parse_signal(sig)
     for ref in containers:
-        click.echo(rt.kill(ref, num).name)
+        click.echo(kill_(ctx.obj["paths"], ref, num).name)
 
 
 @main.command()
@@ -253,15 +264,16 @@ def kill(ctx, sig, containers):
 @click.pass_context
 def rm(ctx, force, all_, containers):
     """Remove containers."""
+    from .lifecycle import remove
     from .state import all_containers
-    rt = _runtime(ctx)
-    refs = list(containers) + ([c.id for c in all_containers(rt.paths)] if all_ else [])
+    paths = ctx.obj["paths"]
+    refs = list(containers) + ([c.id for c in all_containers(paths)] if all_ else [])
     if not refs and not all_:
         raise UsageError("rm needs at least one container (or --all)")
     failed = None
     for ref in refs:
         try:
-            click.echo(rt.remove(ref, force).name)
+            click.echo(remove(paths, ref, force).name)
         except MinirunError as e:
             click.echo(f"minirun: {e}", err=True)
             failed = e
@@ -273,10 +285,12 @@ def rm(ctx, force, all_, containers):
 @click.argument("container")
 @click.pass_context
 def inspect(ctx, container):
-    """A container's record as JSON."""
-    from .state import lookup
+    """A container's record as JSON: the record itself, with Docker's word for its state
+    as `status`."""
+    from .state import docker_status, lookup
     c = lookup(ctx.obj["paths"], container)
-    click.echo(json.dumps(dict(c.data, status=c.status()), indent=2, sort_keys=True))
+    click.echo(json.dumps(dict(c.to_json(), status=docker_status(c)), indent=2,
+                          sort_keys=True))
 
 
 @main.command()
@@ -286,9 +300,8 @@ def port(ctx, container):
     """Published ports of a container."""
     from .state import lookup
     c = lookup(ctx.obj["paths"], container)
-    for p in (c.data.get("network") or {}).get("ports", []):
-        click.echo(f"{p['container_port']}/{p['proto']} -> "
-                   f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}")
+    for p in (c.network.ports if c.network else ()):
+        click.echo(f"{p.container_port}/{p.proto} -> {p.host_ip or '0.0.0.0'}:{p.host_port}")
 
 
 from .cli_network import network, system  # noqa: E402

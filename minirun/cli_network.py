@@ -53,9 +53,9 @@ def inspect(ctx, name):
     net = store.get(name)
     containers = {}
     for c in store.containers_of(net):
-        rec = c.data["network"]
-        containers[c.name] = {"id": c.id, "ip": rec.get("ip"), "veth": rec.get("veth"),
-                              "netns": rec.get("netns"), "ports": rec.get("ports", [])}
+        att = c.network
+        containers[c.name] = {"id": c.id, "ip": att.ip, "mac": att.mac, "veth": att.veth,
+                              "netns": att.netns, "ports": [p._asdict() for p in att.ports]}
     click.echo(json.dumps(dict(asdict(net), containers=containers), indent=2, sort_keys=True))
 
 
@@ -73,6 +73,16 @@ def rm(ctx, names):
             failed = e
     if failed:
         ctx.exit(failed.exit_code)
+
+
+@network.command("reload")
+@click.pass_context
+def reload(ctx):
+    """Restore minirun's firewall rules for every active network (after the host's
+    firewall was reloaded or flushed), with every running container's published ports."""
+    from .heal import check
+    for name in check(ctx.obj["paths"], force=True, quiet=True):
+        click.echo(name)
 
 
 @network.command("prune")
@@ -95,11 +105,10 @@ def system():
 @click.pass_context
 def system_prune(ctx):
     """Reclaim everything of containers whose process is gone (after a crash or reboot)."""
-    from .runtime import Runtime
-    rt = Runtime(ctx.obj["paths"], ctx.obj["firewall"])
-    for name in rt.reclaim():
+    from .lifecycle import prune_orphans, reclaim
+    for name in reclaim(ctx.obj["paths"]):
         click.echo(f"reclaimed {name}")
-    failures = rt.prune_orphans()
+    failures = prune_orphans(ctx.obj["paths"])
     for f in failures:
         click.echo(f"minirun: prune: {f}", err=True)
     if failures:

@@ -15,9 +15,10 @@ import socket
 
 from . import kernel as k
 from .errors import MinirunError
-from .init import (_Channel, _report, _take_pty, exec_command, exit_code, find_executable,
-                   forward_signals, reported_error)
-from .state import Container
+from .init import _take_pty, exec_command, exit_code, find_executable, forward_signals
+from .sync import Channel, reported_error
+from .record import Container
+from .state import is_running
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
@@ -27,22 +28,22 @@ JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_
 def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bool = False,
             env: dict[str, str] | None = None, workdir: str | None = None,
             user: tuple[int, int] | None = None) -> int:
-    if not c.is_running():
+    if not is_running(c):
         raise MinirunError(f"container {c.name} is not running")
     pid = c.pid
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
            for name, _ in JOIN_ORDER}
     rootfd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    full_env = dict(c.data.get("env") or {})
+    full_env = dict(c.config.env)
     full_env.update(env or {})
-    keep = c.data.get("caps") or []
-    if user is None and c.data.get("user"):
-        user = tuple(c.data["user"])
+    keep = list(c.config.caps)
+    if user is None and c.config.user:
+        user = c.config.user
     ours, theirs = socket.socketpair()
     child = os.fork()
     if child == 0:
         ours.close()
-        _joiner(theirs, fds, rootfd, argv, full_env, workdir or c.data.get("workdir", "/"),
+        _joiner(theirs, fds, rootfd, argv, full_env, workdir or c.config.workdir,
                 user, keep, tty, interactive)
     theirs.close()
     for fd in (*fds.values(), rootfd):
@@ -57,7 +58,7 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
                 master = got[0]
             else:
                 _raise_reported(msg.decode())
-        line = _Channel(ours).recv()
+        line = Channel(ours).recv()
         if line:
             _raise_reported(line)
     finally:
@@ -76,8 +77,20 @@ def _raise_reported(line: str) -> None:
     raise reported_error(line) or MinirunError(f"unexpected message from exec: {line!r}")
 
 
+def _enter_workdir(workdir: str) -> None:
+    """chdir into the container's `workdir` (already chrooted): a missing directory is an
+    error (exit 125), as in Docker, never a silent fallback to /."""
+    try:
+        os.chdir(workdir)
+        cwd = os.getcwd()
+    except OSError as e:
+        raise MinirunError(f"cannot enter working directory {workdir}: {e.strerror}") from None
+    if not cwd.startswith("/"):  # "(unreachable)/...": a path that led out of the root
+        raise MinirunError(f"working directory {workdir} is outside the container")
+
+
 def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive) -> None:
-    chan = _Channel(sock)
+    chan = Channel(sock)
     code = 125
     try:
         k.kernel.set_dumpable(False)
@@ -85,7 +98,7 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
             k.kernel.setns(fds[name], flag, f"{name} namespace")
         os.fchdir(rootfd)
         os.chroot(".")
-        os.chdir(workdir if os.path.isdir(workdir) else "/")
+        _enter_workdir(workdir)
         inner = os.fork()  # the first process that is really inside the PID namespace
         if inner == 0:
             try:
@@ -99,10 +112,10 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
                 exec_command(find_executable(argv[0], env.get("PATH", "")), argv, env, user,
                              keep)
             except MinirunError as e:
-                _report(chan, e.exit_code, str(e))
+                chan.send_error(e.exit_code, str(e))
                 os._exit(e.exit_code)
             except OSError as e:
-                _report(chan, 126, f"exec {argv[0]!r}: {e.strerror}")
+                chan.send_error(126, f"exec {argv[0]!r}: {e.strerror}")
                 os._exit(126)
         sock.close()
 
@@ -110,8 +123,8 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
         _, status = os.waitpid(inner, 0)
         code = exit_code(status)
     except MinirunError as e:
-        _report(chan, e.exit_code, str(e))
+        chan.send_error(e.exit_code, str(e))
         code = e.exit_code
     except BaseException as e:
-        _report(chan, 125, f"exec failed: {e!r}")
+        chan.send_error(125, f"exec failed: {e!r}")
     os._exit(code)

@@ -1,19 +1,56 @@
-"""Fault injection for tests: make one named setup step fail on purpose.
+"""Fault injection for tests: make one named setup step fail, or SIGKILL minirun at an exact point.
 
 `MINIRUN_FAULT=attach.veth minirun run ...` raises at that step, so tests can
-check that every failure path leaves nothing behind and exits 125. Costs one
-dictionary lookup per step when unused.
+check that every failure path leaves nothing behind and exits 125.
+
+`MINIRUN_KILL_AT=LABEL[#N]` SIGKILLs the process the N-th time (default: the
+first) it reaches the point LABEL: inside an atomic write, between the
+temporary file and the rename (`write:containers/state.json`), and around
+each journal step (`intent:net.veth` after the intent is on disk and before
+the side effect, `done:net.veth` after the side effect and before it is
+marked done). `MINIRUN_TRACE_POINTS=FILE` appends every point reached (one
+label a line), so a test can list them all from one normal run and then kill
+at each in turn: the crash paths are covered deterministically, not by luck.
+
+Costs one dictionary lookup per point when unused.
 """
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import MinirunError
 
 STEPS = ("prepare.address", "prepare.ports", "attach.bridge", "attach.firewall-network",
          "attach.netns", "attach.veth", "attach.address", "attach.ports", "start.go")
 
+_KILL_AT = os.environ.get("MINIRUN_KILL_AT")
+_TRACE = os.environ.get("MINIRUN_TRACE_POINTS")
+_seen: dict[str, int] = {}
+# ids, addresses and numbers vary from run to run; labels must not
+_VARIABLE = re.compile(r"[0-9a-f]{12,64}|\d+(\.\d+){3}|\d+")
+
 
 def check(step: str) -> None:
     if os.environ.get("MINIRUN_FAULT") == step:
         raise MinirunError(f"injected fault at {step}")
+
+
+def point(what: str, path=None) -> None:
+    """A crash point. `path` (of an atomic write) becomes part of the label, its
+    variable parts masked: write:containers/state.json, write:ipam/*, write:names/*."""
+    if _KILL_AT is None and _TRACE is None:
+        return
+    label = what
+    if path is not None:
+        parent, name = os.path.basename(os.path.dirname(path)), os.path.basename(path)
+        if len(parent) == 64:
+            parent = "containers"
+        label = f"{what}:{_VARIABLE.sub('*', parent)}/{_VARIABLE.sub('*', name)}"
+    n = _seen[label] = _seen.get(label, 0) + 1
+    if _TRACE is not None:
+        with open(_TRACE, "a") as f:
+            f.write(f"{label}#{n}\n")
+    if _KILL_AT is not None and _KILL_AT in (label, f"{label}#{n}"):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)

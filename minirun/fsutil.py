@@ -5,12 +5,22 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import faults
+
+
+TEMP_RE = re.compile(r"^\..+\.(\d+)\.tmp$")
+
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write `path` so readers see the old or the new content, never half of it."""
+    """Write `path` so readers see the old or the new content, never half of it.
+
+    The temporary file is `.NAME.PID.tmp`: readers never look at dot-files, and
+    `sweep_temp` removes those whose process is gone (a SIGKILL between the
+    write and the rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -20,7 +30,33 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
         os.write(fd, raw)
     finally:
         os.close(fd)
+    faults.point("write", path)
     os.replace(tmp, path)
+
+
+def sweep_temp(root: Path) -> list[str]:
+    """Remove the temporary files of atomic writes whose writer died, in the state root's
+    own directories (never inside a container's layer)."""
+    from .procs import pid_alive
+    root = Path(root)
+    dirs = [root, root / "names", root / "ports", root / "networks"]
+    dirs += [p for p in (root / "networks").glob("*/ipam")]
+    dirs += [p for p in (root / "containers").glob("*") if not p.name.startswith(".")]
+    removed = []
+    for d in dirs:
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for name in entries:
+            m = TEMP_RE.match(name)
+            if m and not pid_alive(int(m.group(1))):
+                try:
+                    os.unlink(d / name)
+                    removed.append(str((d / name).relative_to(root)))
+                except OSError:
+                    pass
+    return removed
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,16 +1,7 @@
 """The child side: what the container's first process does between fork and exec.
 
 Runs in the process that becomes PID 1 of the new PID namespace. It talks to
-the parent (runtime.py) over a socketpair with one-line messages:
-
-    child  -> parent   "ns"                  namespaces exist: attach the network now
-    parent -> child    "go"                  network done: finish and exec
-    child  -> parent   "error CODE MESSAGE"  something failed; CODE is the exit code
-    child  -> parent   (fd via SCM_RIGHTS)   the pty master, with -t
-    (EOF on the socket after "go")           exec succeeded (the socket is close-on-exec)
-
-If the parent dies before "go", the read returns EOF and the child exits, so a
-SIGKILLed `minirun run` never leaves a half-made container running.
+the parent (launch.py) over a socketpair; the messages are named in sync.py.
 """
 from __future__ import annotations
 
@@ -26,7 +17,8 @@ from typing import NamedTuple
 from . import caps
 from . import kernel as k
 from .errors import CommandNotExecutable, CommandNotFound, MinirunError
-from .rootfs import MountStep, RootFS, pivot_into
+from .sync import GO, NS, Channel
+from .rootfs import MountStep, RootFS, make_root_readonly, pivot_into
 
 
 class ChildPlan(NamedTuple):
@@ -50,55 +42,18 @@ class ChildPlan(NamedTuple):
     output_fd: int | None = None    # detached: the log file, for fds 1 and 2
 
 
-class _Channel:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.buf = b""
-
-    def send(self, line: str) -> None:
-        self.sock.sendall(line.replace("\n", " ").encode() + b"\n")
-
-    def recv(self) -> str | None:
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                return None
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
-
-
-ERRORS_BY_CODE = {126: CommandNotExecutable, 127: CommandNotFound}
-
-
-def reported_error(line: str | None) -> MinirunError | None:
-    """The error an "error CODE MESSAGE" line from the child stands for (None if it is
-    not one): the child's exit code picks the class, so 126/127 reach the CLI."""
-    if not line or not line.startswith("error "):
-        return None
-    _, code, msg = line.split(" ", 2)
-    return ERRORS_BY_CODE.get(int(code), MinirunError)(msg.strip())
-
-
 def child_main(sock: socket.socket, plan: ChildPlan) -> None:
     """Never returns: execs the command or exits with the code it reported."""
-    chan = _Channel(sock)
+    chan = Channel(sock)
     code = 125
     try:
         _run(chan, plan)
     except MinirunError as e:
         code = e.exit_code
-        _report(chan, code, str(e))
+        chan.send_error(code, str(e))
     except BaseException as e:  # a bug: report it rather than hang the parent
-        _report(chan, 125, f"container init failed: {e!r}")
+        chan.send_error(125, f"container init failed: {e!r}")
     os._exit(code)
-
-
-def _report(chan: _Channel, code: int, msg: str) -> None:
-    try:
-        chan.send(f"error {code} {msg}")
-    except OSError:
-        pass
 
 
 def _close_inherited_fds(keep: set[int]) -> None:
@@ -111,39 +66,14 @@ def _close_inherited_fds(keep: set[int]) -> None:
     os.closerange(low, 1 << 20)
 
 
-def _run(chan: _Channel, plan: ChildPlan) -> None:
+def _run(chan: Channel, plan: ChildPlan) -> None:
     kern = k.kernel
     _close_inherited_fds({chan.sock.fileno(), plan.stdin_fd, plan.output_fd,
                           plan.join_netns_fd})
     os.setsid()  # our own session: terminal signals reach the parent, which forwards them
-    kern.unshare(plan.unshare_flags)
-    if plan.join_netns_fd is not None:
-        kern.setns(plan.join_netns_fd, k.CLONE_NEWNET, "network namespace")
-        os.close(plan.join_netns_fd)
-    if plan.unshare_flags & k.CLONE_NEWNET:
-        _loopback_up()
-    chan.send("ns")
+    setup(plan, kern, ns_ready=lambda: _namespaces_ready(chan, plan))
 
-    # Nothing we mount may propagate back to the host.
-    kern.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
-    # nodev: a device node shipped in the image must not open a host device (there is
-    # no device cgroup); /dev is a tmpfs of its own with only the safe nodes.
-    kern.mount("overlay", plan.merged, "overlay", k.MS_NODEV,
-               f"lowerdir={plan.lower},upperdir={plan.upper},workdir={plan.work}",
-               display=plan.merged)
-    root = RootFS(plan.merged, kern)
-    root.apply(plan.steps)
-    root.close()
-    # ping without CAP_NET_RAW: let every group open ICMP datagram sockets (podman does too).
-    if plan.unshare_flags & k.CLONE_NEWNET or plan.join_netns_fd is not None:
-        _write_quiet("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
-    pivot_into(plan.merged, kern)
-    if plan.read_only:
-        kern.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV,
-                   display="/")
-    kern.sethostname(plan.hostname)
-
-    if chan.recv() != "go":
+    if chan.recv() != GO:
         os._exit(125)  # the parent gave up or died: it reports, not us
 
     if plan.tty:
@@ -159,6 +89,45 @@ def _run(chan: _Channel, plan: ChildPlan) -> None:
     if plan.init:
         _init_then_exec(chan, plan, path)
     _exec(plan, path)
+
+
+def setup(plan: ChildPlan, kern, ns_ready=lambda: None) -> None:
+    """The container's namespaces and root file system, in this order, every kernel
+    operation through `kern` (unit tests pass a recording fake): unshare, join a shared
+    network namespace, `ns_ready()`, make / private, mount the overlay, apply the mount
+    plan, pivot_root and detach the old root, --read-only, set the hostname."""
+    kern.unshare(plan.unshare_flags)
+    if plan.join_netns_fd is not None:
+        kern.setns(plan.join_netns_fd, k.CLONE_NEWNET, "network namespace")
+        os.close(plan.join_netns_fd)
+    ns_ready()
+
+    # Nothing we mount may propagate back to the host.
+    kern.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
+    # nodev: a device node shipped in the image must not open a host device (there is
+    # no device cgroup); /dev is a tmpfs of its own with only the safe nodes.
+    kern.mount("overlay", plan.merged, "overlay", k.MS_NODEV,
+               f"lowerdir={plan.lower},upperdir={plan.upper},workdir={plan.work}",
+               display=plan.merged)
+    root = RootFS(plan.merged, kern)
+    try:
+        root.apply(plan.steps)
+    finally:
+        root.close()
+    pivot_into(plan.merged, kern)
+    if plan.read_only:  # the rootfs and the /etc files; not /dev, /proc or rw volumes
+        make_root_readonly(kern, plan.steps)
+    kern.sethostname(plan.hostname)
+
+
+def _namespaces_ready(chan: Channel, plan: ChildPlan) -> None:
+    """The namespaces exist: bring lo up, allow ping, let the parent attach the network."""
+    if plan.unshare_flags & k.CLONE_NEWNET:
+        _loopback_up()
+    # ping without CAP_NET_RAW: let every group open ICMP datagram sockets (podman does too).
+    if plan.unshare_flags & k.CLONE_NEWNET or plan.join_netns_fd is not None:
+        _write_quiet("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
+    chan.send(NS)
 
 
 def _loopback_up() -> None:
@@ -179,11 +148,11 @@ def _write_quiet(path: str, value: str) -> None:
         pass
 
 
-def _take_pty(chan: _Channel, console: bool = True) -> None:
+def _take_pty(chan: Channel, console: bool = True) -> None:
     """Open a pty of the container's own devpts, make it our controlling terminal (we must
     lead our own session), and send the master up to be relayed."""
     master, slave = os.openpty()
-    socket.send_fds(chan.sock, [b"pty\n"], [master])
+    chan.send_fd(master)
     os.close(master)
     if console:  # /dev/console is the container's terminal too, as in runc
         try:
@@ -278,14 +247,14 @@ def forward_signals(pid: int, signals) -> None:
             pass
 
 
-def _init_then_exec(chan: _Channel, plan: ChildPlan, path: str) -> None:
+def _init_then_exec(chan: Channel, plan: ChildPlan, path: str) -> None:
     """--init: stay as a tiny PID 1 that reaps zombies and forwards signals to the command."""
     child = os.fork()
     if child == 0:
         try:
             _exec(plan, path)
         except MinirunError as e:
-            _report(chan, e.exit_code, str(e))
+            chan.send_error(e.exit_code, str(e))
             os._exit(e.exit_code)
     chan.sock.close()  # the parent sees EOF once the command has exec'd
     caps.drop_bounding([])

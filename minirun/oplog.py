@@ -14,8 +14,12 @@ from typing import Callable, TextIO
 _listeners: list[Callable[[str], None]] = []
 
 
-def record(command: str) -> None:
-    """Note one host-side change as an equivalent shell command."""
+def record(command: str, why: str | None = None) -> None:
+    """Note one host-side change as an equivalent shell command (and why it is made)."""
+    if not _listeners:
+        return
+    if why:
+        command = f"{command}  # {why}"
     for listener in _listeners:
         listener(command)
 

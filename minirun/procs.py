@@ -1,12 +1,20 @@
-"""Processes of a container, seen from both sides: `minirun top`.
+"""Processes: a container's, seen from both sides (`minirun top`), and one recorded process.
 
 A process in a PID namespace has one PID per namespace level; the kernel lists
 them all in the `NSpid` line of /proc/PID/status (host first, container last).
+
+A recorded process is a PID *and* its start time: a PID alone may have been
+reused by the time we look, so liveness checks and signals use both (signals
+through a pidfd).
 """
 from __future__ import annotations
 
 import os
 import pwd
+import signal
+
+from . import kernel as k
+from .errors import MinirunError
 
 
 def _ns_inode(pid: int | str) -> int | None:
@@ -50,3 +58,65 @@ def container_processes(pid1: int) -> list[dict]:
                      "state": st.get("State", "?").split()[0],
                      "command": cmd or f"[{st.get('Name', '?')}]"})
     return sorted(rows, key=lambda r: r["container_pid"])
+
+
+# -- one process, by PID and start time ---------------------------------------
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks: tells a live PID from a reused one."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def process_alive(pid: int | None, start: int | None) -> bool:
+    """The process that had this PID and start time still runs (a zombie does not:
+    its parent died, and whoever inherited it has not reaped it yet)."""
+    if not pid:
+        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+
+
+def pid_alive(pid: int) -> bool:
+    """Any process with this PID (for the PIDs named in temporary files)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X")
+
+
+def signal_container(c, sig: int) -> None:
+    """Signal PID 1 through a pidfd, so a recycled PID is never hit."""
+    try:
+        fd = k.kernel.pidfd_open(c.pid)
+    except MinirunError:
+        return
+    try:
+        if proc_start_time(c.pid) == c.pid_start:
+            signal.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def wait_gone(c, timeout: float) -> bool:
+    import select
+    try:
+        fd = k.kernel.pidfd_open(c.pid)
+    except MinirunError:
+        return True
+    try:
+        if not process_alive(c.pid, c.pid_start):
+            return True
+        r, _, _ = select.select([fd], [], [], timeout)
+        return bool(r)
+    finally:
+        os.close(fd)

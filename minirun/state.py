@@ -6,19 +6,33 @@ $MINIRUN_ROOT / --root); volatile ones (locks, netns names) under the run root
 run root and every kernel object, not the records: a record whose process is
 gone is reclaimed by the next minirun command.
 
-Intent is recorded *before* each side effect (the veth name, the address, the
-rules), so that a SIGKILL at any point leaves enough to undo everything.
+Layout of the root:
+
+    containers/<id>/state.json   the record (record.py), rewritten atomically
+    containers/<id>/...          the writable layer, /etc files, the log
+    names/<name>                 the id of the container that has the name
+    containers/.new-<pid>-<id>   a record being created (renamed into place whole)
+    containers/.gone-<pid>-<id>  a record being removed (renamed away first)
+
+A record appears and disappears with one rename, so a SIGKILL at any point
+leaves either a whole record or a dot-directory that `sweep()` removes once
+the process named in it is gone. A container's lock is an flock on its own
+directory: it goes with the directory, nothing is left in the run root.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import time
-from typing import NamedTuple
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator, NamedTuple
 
 from . import fsutil
 from .errors import Conflict, NotFound
+from .procs import pid_alive, proc_start_time, process_alive  # noqa: F401 (re-exported)
+from .record import CREATING, Config, Container
 
 
 class Paths(NamedTuple):
@@ -46,6 +60,12 @@ class Paths(NamedTuple):
     def names_lock(self) -> Path:
         return self.runroot / "names.lock"
 
+    @property
+    def owner_tag(self) -> str:
+        """Short tag of this state root, carried by every host-wide object it makes
+        (firewall elements and rules, bridge MACs) so roots never undo each other's."""
+        return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+
     def container_dir(self, cid: str) -> Path:
         return self.containers / cid
 
@@ -54,105 +74,94 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
-def _stat_fields(pid: int) -> list[bytes] | None:
+# -- one record ---------------------------------------------------------------
+
+def save(c: Container) -> None:
+    fsutil.write_json(c.record_path, c.to_json())
+
+
+def load(paths: Paths, cid: str) -> Container | None:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
+        data = fsutil.read_json(paths.container_dir(cid) / "state.json")
+    except ValueError:  # not ours to read (a record of an older minirun): invisible
         return None
-    return data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on
+    if data is None:
+        return None
+    try:
+        return Container.from_json(paths, data)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of a process in clock ticks: tells a live PID from a reused one."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+def reload(c: Container) -> Container | None:
+    """The record as it is on disk now (None: it was removed)."""
+    return load(c.paths, c.id)
 
 
-def process_alive(pid: int | None, start: int | None) -> bool:
-    """The process that had this PID and start time still runs (a zombie does not:
-    its parent died, and whoever inherited it has not reaped it yet)."""
-    if not pid:
-        return False
-    fields = _stat_fields(pid)
-    return bool(fields) and fields[0] not in (b"Z", b"X") and int(fields[19]) == start
+@contextlib.contextmanager
+def locked(c: Container) -> Iterator[bool]:
+    """Hold the container's lock (an flock on its directory). Yields False when the
+    directory is gone: whoever held the lock before us removed the container."""
+    try:
+        fd = os.open(c.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield c.record_path.exists()
+    finally:
+        os.close(fd)
 
 
-class Container:
-    """One container's record: a JSON file rewritten atomically on every change."""
-
-    def __init__(self, paths: Paths, cid: str, data: dict[str, Any]):
-        self.paths, self.id, self.data = paths, cid, data
-
-    @property
-    def dir(self) -> Path:
-        return self.paths.container_dir(self.id)
-
-    @property
-    def name(self) -> str:
-        return self.data["name"]
-
-    @property
-    def record_path(self) -> Path:
-        return self.dir / "state.json"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "container.log"
-
-    def save(self) -> None:
-        fsutil.write_json(self.record_path, self.data)
-
-    def update(self, **changes: Any) -> None:
-        self.data.update(changes)
-        self.save()
-
-    def reload(self) -> "Container":
-        self.data = fsutil.read_json(self.record_path, self.data)
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return self.data.get("pid")
-
-    def is_running(self) -> bool:
-        if self.data.get("status") not in ("running", "creating"):
-            return False
-        return process_alive(self.data.get("pid"), self.data.get("pid_start"))
-
-    def status(self) -> str:
-        st = self.data.get("status", "unknown")
-        if st in ("running", "creating") and not self.is_running():
-            # The process is gone but nobody recorded its end (crash, SIGKILL, reboot).
-            return "dead"
-        return st
-
-    def short_id(self) -> str:
-        return self.id[:12]
+def is_running(c: Container) -> bool:
+    return c.state in (CREATING, "created", "running") and process_alive(c.pid, c.pid_start)
 
 
-def create_record(paths: Paths, name: str | None, data: dict[str, Any]) -> Container:
+def owner_alive(c: Container) -> bool:
+    """The process responsible for the container (`minirun run`, or its monitor)."""
+    return process_alive(c.owner_pid, c.owner_start)
+
+
+def docker_status(c: Container) -> str:
+    """Docker's word for the state: created, running, exited, dead."""
+    if c.state == "stopped":
+        return "exited"
+    if c.state == "running":
+        return "running" if process_alive(c.pid, c.pid_start) else "dead"
+    # creating / created: a start in progress, or one whose owner died (reclaimable)
+    return "created" if owner_alive(c) or is_running(c) else "dead"
+
+
+# -- creation and removal -------------------------------------------------------
+
+def create_record(paths: Paths, name: str | None, config: Config) -> Container:
     """Reserve a unique name and write the first record, under the names lock.
 
     Names are indexed by one small file each (names/NAME holds the id), so
     checking and resolving a name costs the same with 1 or 1000 containers.
+    The record is written in a dot-directory and renamed into place.
     """
     cid = new_id()
     with fsutil.locked(paths.names_lock):
         if name is None:
-            name = _generated_name(paths, cid)
+            name = f"c-{cid[:10]}"
         if find_by_name(paths, name) is not None:
             raise Conflict(f"container name {name!r} is already in use")
-        data = dict(data, id=cid, name=name, created=time.time(), status="creating")
-        c = Container(paths, cid, data)
-        c.dir.mkdir(parents=True, exist_ok=False)
-        c.save()
+        me = os.getpid()
+        c = Container(paths, cid, name, config, created=time.time(), state=CREATING,
+                      owner_pid=me, owner_start=proc_start_time(me))
+        paths.containers.mkdir(parents=True, exist_ok=True)
+        staging = paths.containers / f".new-{me}-{cid}"
+        staging.mkdir(mode=0o711)
+        fsutil.write_json(staging / "state.json", c.to_json())
+        os.rename(staging, c.dir)
         fsutil.atomic_write(paths.names / name, cid + "\n")
     return c
 
 
 def delete_record(c: Container) -> None:
-    """Remove a container's record, its layer and its name."""
+    """Remove a container's name and record (with its layer); the record vanishes at once."""
     import shutil  # only on teardown: keeps it off the start path
     with fsutil.locked(c.paths.names_lock):
         try:
@@ -160,27 +169,64 @@ def delete_record(c: Container) -> None:
                 (c.paths.names / c.name).unlink()
         except FileNotFoundError:
             pass
-        shutil.rmtree(c.dir, ignore_errors=True)
+        gone = c.paths.containers / f".gone-{os.getpid()}-{c.id}"
+        try:
+            os.rename(c.dir, gone)
+        except FileNotFoundError:
+            return
+    shutil.rmtree(gone, ignore_errors=True)
 
 
-def _generated_name(paths: Paths, cid: str) -> str:
-    return f"c-{cid[:10]}"
+def sweep(paths: Paths) -> list[str]:
+    """Remove what a SIGKILLed minirun left half-made: staging and removal directories and
+    temporary files whose process is gone, container directories without a record, and
+    name entries that point nowhere. Returns what was removed."""
+    import shutil
+    removed = []
+    try:
+        entries = list(os.scandir(paths.containers))
+    except FileNotFoundError:
+        entries = []
+    for e in entries:
+        if e.name.startswith((".new-", ".gone-")):
+            pid = e.name.split("-")[1]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(e.path, ignore_errors=True)
+                removed.append(e.name)
+        elif not e.name.startswith(".") and not os.path.exists(os.path.join(e.path, "state.json")):
+            # A record is renamed into place whole: a directory without one was being
+            # removed by a process that died, or predates this layout.
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(e.name)
+    removed += fsutil.sweep_temp(paths.root) + fsutil.sweep_temp(paths.runroot)
+    with fsutil.locked(paths.names_lock):
+        try:
+            names = list(os.scandir(paths.names))
+        except FileNotFoundError:
+            names = []
+        for e in names:
+            if e.name.startswith("."):
+                continue
+            cid = fsutil.read_text(Path(e.path), "").strip()
+            c = load(paths, cid) if cid and "/" not in cid else None
+            if c is None or c.name != e.name:
+                os.unlink(e.path)
+                removed.append(f"names/{e.name}")
+    return removed
 
 
-def _load(paths: Paths, cid: str) -> Container | None:
-    data = fsutil.read_json(paths.container_dir(cid) / "state.json")
-    return Container(paths, cid, data) if data is not None else None
-
+# -- finding ----------------------------------------------------------------------
 
 def all_containers(paths: Paths) -> Iterator[Container]:
     try:
-        entries = sorted(os.scandir(paths.containers), key=lambda e: e.name)
+        entries = sorted(e.name for e in os.scandir(paths.containers)
+                         if not e.name.startswith("."))
     except FileNotFoundError:
         return
-    for e in entries:
-        data = fsutil.read_json(Path(e.path) / "state.json")
-        if data is not None:
-            yield Container(paths, e.name, data)
+    for cid in entries:
+        c = load(paths, cid)
+        if c is not None:
+            yield c
 
 
 def find_by_name(paths: Paths, name: str) -> Container | None:
@@ -188,14 +234,14 @@ def find_by_name(paths: Paths, name: str) -> Container | None:
         cid = (paths.names / name).read_text().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    c = _load(paths, cid) if cid and "/" not in cid else None
+    c = load(paths, cid) if cid and "/" not in cid and not cid.startswith(".") else None
     return c if c is not None and c.name == name else None  # a stale entry is no name
 
 
 def lookup(paths: Paths, ref: str) -> Container:
     """A container by name, full id, or unique id prefix (as Docker accepts)."""
-    if "/" not in ref and ref not in (".", ".."):
-        c = find_by_name(paths, ref) or (_load(paths, ref) if len(ref) == 64 else None)
+    if "/" not in ref and not ref.startswith("."):
+        c = find_by_name(paths, ref) or (load(paths, ref) if len(ref) == 64 else None)
         if c is not None:
             return c
     matches = [c for c in all_containers(paths) if len(ref) >= 3 and c.id.startswith(ref)]

@@ -1,33 +1,44 @@
 """The bridge driver: a veth "cable" from each container into a Linux bridge "switch".
 
-attach, for container C on network N (bridge B, gateway G):
-  1. (first container on N) ip link add B type bridge; ip addr add G/len dev B; up;
-     sysctl net.ipv4.ip_forward=1; net.ipv4.conf.B.route_localnet=1;
-     the network's firewall rules (masquerade, isolation, forward accepts)
-  2. ip netns attach C PID                 -- so `ip netns` lists it
-  3. ip link add vethXXXX type veth peer name eth0 netns C; ip link set vethXXXX master B up
-  4. inside C: address, eth0 up, lo up, default route via G
-  5. C's published ports: one atomic firewall transaction
-detach undoes it in reverse, firewall first and the bridge last, and only when
-no container is left on the network (netavark's order). Every step is
-idempotent, and detach keeps going past failures.
+prepare, before fork (journaled, no kernel object):
+  net.lease   an address from the network's IPAM (a file tagged with the container id)
+  net.port    each host port reserved (a file tagged with the container id)
+attach, for container C on network N (bridge B, gateway G), each a journal step:
+  net.bridge  (first container on N) ip link add B address MAC type bridge; alias;
+              ip addr add G/len dev B; up; sysctl net.ipv4.ip_forward=1; the network's
+              firewall rules (masquerade, isolation, the 127/8 drop); and only then
+              net.ipv4.conf.B.route_localnet=1
+  net.netns   ip netns attach C PID                 -- so `ip netns` lists it
+  net.veth    ip link add vethX address M type veth peer name eth0 address M2 netns C;
+              master B, up, hairpin; inside C: address, eth0 up, lo up, default route
+  net.fw      C's published ports: one atomic firewall transaction
 
-The address and the host ports are reserved in prepare(), before any kernel
-object exists, and recorded in the container's record so a crash at any later
-point leaves enough to undo everything.
+Ownership tokens: the bridge's MAC is derived from (state root, network) and set
+in the message that creates it; the veth's host-end MAC from the container id;
+firewall entries carry the state root's tag and the container id; leases and
+port reservations name the container; the netns name is proven by an xattr and
+the namespace's inode. A link that is not provably ours is never given an
+address, a port, or deleted.
+
+undo walks back: firewall entries and the veth in parallel threads (their kernel
+waits overlap), the name of the namespace, and, for the network's last
+container, the bridge and the network's rules in the same batches (netavark's
+order: firewall first, bridge last and only when empty); then the reservations.
 """
 from __future__ import annotations
 
 import os
 
-from .. import faults, fsutil, oplog
+from .. import faults, fsutil, journal, oplog
 from ..errors import Conflict, MinirunError
-from ..state import Container, Paths, lookup
+from ..record import Attachment, Container, Port, Step
+from ..state import Paths, is_running, load, lookup, save
+from ..failures import Failure, attempt, in_parallel
 from . import netns
 from .firewall import NetworkInfo, PortForward, get_firewall
+from .macs import bridge_mac, container_mac, veth_mac
 from .networks import Network, NetworkStore
-from .plugin import _collect
-from .ports import PortMapping, host_port_in_use, pick_free_port
+from .ports import host_port_in_use, pick_free_port
 from .reservations import PortReservations
 
 PEER_IFNAME = "eth0"
@@ -38,7 +49,7 @@ def veth_name(cid: str) -> str:
     return "veth" + cid[:11]
 
 
-def set_sysctl(path: str, value: str) -> None:
+def set_sysctl(path: str, value: str, why: str | None = None) -> None:
     full = "/proc/sys/" + path.replace(".", "/")
     try:
         with open(full) as f:
@@ -46,19 +57,21 @@ def set_sysctl(path: str, value: str) -> None:
                 return
     except OSError:
         pass
-    oplog.record(f"sysctl -w {path}={value}")
+    oplog.record(f"sysctl -w {path}={value}", why=why)
     with open(full, "w") as f:
         f.write(value)
 
 
 def _alive(paths: Paths):
     def is_alive(cid: str) -> bool:
-        try:
-            c = lookup(paths, cid)
-        except MinirunError:
-            return False
-        return c.status() in ("running", "creating")
+        c = load(paths, cid) if len(cid) == 64 else None
+        return c is not None and (is_running(c) or c.state in ("creating", "created"))
     return is_alive
+
+
+def forwards(att: Attachment) -> list[PortForward]:
+    return [PortForward(p.proto, p.host_ip, p.host_port, att.ip, p.container_port)
+            for p in att.ports]
 
 
 class BridgeDriver:
@@ -69,33 +82,46 @@ class BridgeDriver:
         self.paths, self.net, self.firewall_name = paths, net, firewall
         self.store = NetworkStore(paths)
         self.reservations = PortReservations(paths.root / "ports")
+        self.owner = paths.owner_tag
+        self.bridge_mac = bridge_mac(self.owner, net.name)
 
     @classmethod
     def for_network(cls, paths: Paths, network: str, firewall: str) -> "BridgeDriver":
         return cls(paths, NetworkStore(paths).get(network), firewall)
 
     @classmethod
-    def from_record(cls, paths: Paths, rec: dict, firewall: str | None) -> "BridgeDriver":
-        net = Network(rec["network"], rec["subnet"], rec["gateway"], rec["bridge"])
-        return cls(paths, net, rec.get("firewall") or firewall or "nftables")
+    def from_record(cls, paths: Paths, att: Attachment) -> "BridgeDriver":
+        net = Network(att.network, att.subnet, att.gateway, att.bridge)
+        return cls(paths, net, att.firewall or "nftables")
 
     @property
     def ready_marker(self):
-        """Says the network's rules are in for the bridge with this ifindex (volatile)."""
+        """Says the network's rules are in for the bridge with this ifindex (volatile), and
+        with which firewall backend (heal.py reads it)."""
         return self.paths.runroot / f"network-{self.net.name}.ready"
 
     @property
     def info(self) -> NetworkInfo:
         return NetworkInfo(self.net.name, self.net.bridge, self.net.subnet, self.net.gateway)
 
-    def _firewall(self):
-        return get_firewall(self.firewall_name, lock_path=self.paths.runroot / "firewall.lock")
+    @property
+    def alias(self) -> str:
+        return f"minirun network {self.net.name} (root {self.paths.root})"
 
-    # -- before fork ------------------------------------------------------
-    def check_ports(self, mappings: list[PortMapping]) -> None:
-        """Refuse host ports in use by a host process or another container, creating nothing."""
+    def _firewall(self, backend: str | None = None):
+        return get_firewall(backend or self.firewall_name,
+                            lock_path=self.paths.runroot / "firewall.lock", owner=self.owner)
+
+    # -- before anything exists ----------------------------------------------
+    def preflight(self, spec, ports: list) -> None:
+        """Refuse, creating nothing: a firewall backend without its tools, a netns name or
+        a host port that is taken, a link named like our bridge that is not ours."""
+        self._firewall().check_available()
+        if spec.name:
+            netns.check_free(spec.name)
+        self._check_bridge()
         alive = _alive(self.paths)
-        for m in mappings:
+        for m in ports:
             if m.host_port is None:
                 continue
             owner = self.reservations.owner(m.proto, m.host_port)
@@ -106,178 +132,222 @@ class BridgeDriver:
                 raise Conflict(f"host port {m.host_port}/{m.proto} is already in use on "
                                f"{m.host_ip or 'the host'}")
 
+    def _check_bridge(self) -> None:
+        from .netlink import Netlink
+        nl = Netlink()
+        try:
+            link = nl.link(self.net.bridge)
+        finally:
+            nl.close()
+        if link is not None and (link.kind != "bridge" or link.mac != self.bridge_mac):
+            owner = link.alias if (link.alias or "").startswith("minirun ") else None
+            raise Conflict(f"link {self.net.bridge} exists and is not minirun's bridge of "
+                           f"network {self.net.name}"
+                           + (f": it is {owner}" if owner else f" (a {link.kind or 'link'})"))
+
+    # -- before fork -----------------------------------------------------------
     def prepare(self, c: Container) -> None:
-        mappings: list[PortMapping] = [PortMapping(**p) for p in c.data.get("port_specs", [])]
-        rec = {"driver": "bridge", "network": self.net.name, "bridge": self.net.bridge,
-               "subnet": self.net.subnet, "gateway": self.net.gateway,
-               "prefixlen": self.net.prefixlen, "veth": veth_name(c.id), "netns": c.name,
-               "firewall": self.firewall_name, "ip": None, "ports": []}
-        c.update(network=rec)  # intent first: a crash from here on is reclaimable
+        c.network = Attachment(
+            driver="bridge", netns=c.name, network=self.net.name, bridge=self.net.bridge,
+            subnet=self.net.subnet, gateway=self.net.gateway, firewall=self.firewall_name,
+            veth=veth_name(c.id))
         faults.check("prepare.address")
-        rec["ip"] = self.store.ipam(self.net).allocate(c.id, c.data.get("requested_ip"))
-        c.update(network=rec)
+        with journal.step(c, "net.lease", network=self.net.name) as intent:
+            intent["ip"] = ip = self.store.ipam(self.net).allocate(c.id, c.config.requested_ip)
+        c.network = c.network._replace(ip=ip, mac=container_mac(ip))
         alive = _alive(self.paths)
         faults.check("prepare.ports")
-        for m in mappings:
+        ports = []
+        for m in c.config.ports:
             port = m.host_port
             if port is None:
                 port = pick_free_port(m.host_ip, m.proto, self.reservations.taken())
-            self.reservations.reserve(c.id, m.proto, port, alive)
-            rec["ports"].append({"proto": m.proto, "host_ip": m.host_ip, "host_port": port,
-                                 "container_port": m.container_port})
-            c.update(network=rec)
+            with journal.step(c, "net.port", proto=m.proto, port=port):
+                self.reservations.reserve(c.id, m.proto, port, alive)
+            ports.append(Port(m.host_ip, port, m.container_port, m.proto))
+        c.network = c.network._replace(ports=tuple(ports))
+        save(c)
 
     def join_fd(self, c: Container) -> int | None:
         return None
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:
-        ip = c.data["network"]["ip"]
-        names = c.data["hostname"] if c.data["hostname"] == c.name \
-            else f"{c.data['hostname']} {c.name}"
-        return [(ip, names)]
+        hostname = c.config.hostname
+        names = hostname if hostname == c.name else f"{hostname} {c.name}"
+        return [(c.network.ip, names)]
 
-    # -- after fork -------------------------------------------------------
+    # -- after fork ----------------------------------------------------------------
     def attach(self, c: Container, pid: int) -> None:
         from .netlink import Netlink
-        rec = c.data["network"]
+        att = c.network
         fw = self._firewall()
         nl = Netlink()
         try:
-            with self.store.net_lock(self.net):
-                faults.check("attach.bridge")
-                nl.ensure_bridge(self.net.bridge, self.net.gateway, self.net.prefixlen)
-                set_sysctl("net.ipv4.ip_forward", "1")
-                # Only on the bridge, never on "all": DNAT from 127.0.0.1 needs it, and
-                # the firewall drops 127/8 arriving from anywhere but lo (CVE-2020-8558).
-                set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1")
-                faults.check("attach.firewall-network")
-                # The network's rules go in with its bridge, not with every container:
-                # re-applying them makes nft load a cache that grows with the maps.
-                ready = f"{nl.index(self.net.bridge)}"
-                if fsutil.read_text(self.ready_marker) != ready:
-                    fw.setup_network(self.info)
-                    fsutil.atomic_write(self.ready_marker, ready)
+            faults.check("attach.bridge")
+            with journal.step(c, "net.bridge", network=self.net.name, name=self.net.bridge,
+                              mac=self.bridge_mac):
+                with self.store.net_lock(self.net):
+                    self._ensure_network(nl, fw)
             faults.check("attach.netns")
-            netns.attach(rec["netns"], pid)
+            netns.attach_step(c, att.netns, pid)
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 faults.check("attach.veth")
-                nl.add_veth(rec["veth"], PEER_IFNAME, fd, rec["netns"], self.net.bridge)
+                with journal.step(c, "net.veth", name=att.veth, mac=veth_mac(c.id)):
+                    nl.add_veth(att.veth, PEER_IFNAME, fd, att.netns, self.net.bridge,
+                                veth_mac(c.id), att.mac, alias=f"minirun container {c.name}",
+                                bridge_mac=self.bridge_mac)
                 faults.check("attach.address")
-                nl.configure_container(fd, rec["netns"], PEER_IFNAME, rec["ip"],
-                                       rec["prefixlen"], rec["gateway"])
+                nl.configure_container(fd, att.netns, PEER_IFNAME, att.ip, att.prefixlen,
+                                       att.gateway)
             finally:
                 os.close(fd)
-            forwards = self.forwards(rec)
+            fwds = forwards(att)
             faults.check("attach.ports")
-            fw.add_container(c.id, self.info, forwards)
-            udp = [f.host_port for f in forwards if f.proto == "udp"]
-            if udp:
-                from .netlink import flush_udp_conntrack
-                flush_udp_conntrack(udp)
+            if fwds:
+                with journal.step(c, "net.fw"):
+                    fw.add_container(c.id, self.info, fwds)
+                udp = [f.host_port for f in fwds if f.proto == "udp"]
+                if udp:
+                    from .netlink import flush_udp_conntrack
+                    flush_udp_conntrack(udp)
         finally:
             nl.close()
 
-    @staticmethod
-    def forwards(rec: dict) -> list[PortForward]:
-        return [PortForward(p["proto"], p["host_ip"], p["host_port"], rec["ip"],
-                            p["container_port"]) for p in rec.get("ports", [])]
+    def _ensure_network(self, nl, fw) -> None:
+        """The bridge, its address, forwarding and the network's rules (under the network's
+        lock). The rules go in with the bridge, not with every container: re-applying them
+        makes nft load a cache that grows with the maps."""
+        nl.ensure_bridge(self.net.bridge, self.net.gateway, self.net.prefixlen,
+                         self.bridge_mac, self.alias)
+        set_sysctl("net.ipv4.ip_forward", "1", why="route between the bridge and the rest")
+        faults.check("attach.firewall-network")
+        ready = {"bridge_index": nl.index(self.net.bridge), "firewall": self.firewall_name}
+        if fsutil.read_json(self.ready_marker) != ready:
+            fw.setup_network(self.info)
+            fsutil.write_json(self.ready_marker, ready)
+        self._route_localnet_on()
 
-    def detach(self, c: Container) -> list[str]:
-        """Undo attach. Every kernel deletion here waits for an RCU grace period (20-50 ms
-        on these machines), so the firewall work and the link work run in parallel threads
-        (their waits overlap; netlink and nftables take different kernel locks), and the
-        last container deletes its veth and the bridge in one batch."""
+    def _route_localnet_on(self) -> None:
+        # Only on the bridge, never on "all", and only once the firewall drops 127/8
+        # arriving from anywhere but lo (CVE-2020-8558): DNAT from 127.0.0.1 needs it.
+        set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1",
+                   why="let DNAT send 127.0.0.1 traffic out to the bridge")
+
+    # -- self-healing (heal.py) ---------------------------------------------------
+    def firewall_intact(self) -> bool:
+        try:
+            return self._firewall().intact([self.info])
+        except MinirunError:
+            return False
+
+    def restore_firewall(self, running: list[Container]) -> bool:
+        """Put the network's rules and its running containers' ports back; True if the
+        network is (still) ours to restore. route_localnet is off meanwhile."""
         from .netlink import Netlink
-        rec = c.data.get("network") or {}
+        fw = self._firewall()
+        with self.store.net_lock(self.net):
+            nl = Netlink()
+            try:
+                link = nl.link(self.net.bridge)
+            finally:
+                nl.close()
+            if link is None or link.mac != self.bridge_mac:
+                self.ready_marker.unlink(missing_ok=True)  # stale: no bridge of ours
+                return False
+            set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "0",
+                       why="no localhost DNAT while the 127/8 drop rule is missing")
+            fw.restore(self.info, {c.id: forwards(c.network) for c in running if c.network})
+            self._route_localnet_on()
+        return True
+
+    # -- undo ----------------------------------------------------------------------
+    def undo(self, c: Container, steps: list[Step]) -> list[Failure]:
+        """Undo what the journal says (steps newest first). Every kernel deletion waits for
+        an RCU grace period (20-50 ms here), so the firewall work and the link work run in
+        parallel threads, and the network's last container deletes its veth and the bridge
+        in one batch and its ports with the network's rules in one transaction."""
+        from .netlink import Netlink
+        kinds = {s.kind for s in steps}
+        att = c.network or Attachment(driver="bridge", veth=veth_name(c.id))
         fw = self._firewall()
         ipam = self.store.ipam(self.net)
-        veth = rec.get("veth") or veth_name(c.id)
+        veth = (att.veth or veth_name(c.id), veth_mac(c.id))
+        fwds = forwards(att) if att.ip else []
+        failures = netns.undo_steps(c, steps)
 
-        def remove_rules():
-            if rec.get("ip"):
-                fw.remove_container(c.id, self.info, self.forwards(rec))
-            else:
-                fw.purge_container(c.id)
-
-        def with_netlink(step):
+        def links(names):
             def run():
                 nl = Netlink()  # one socket per thread
                 try:
-                    step(nl)
+                    nl.delete_links_together(names)  # only those carrying our MAC
                 finally:
                     nl.close()
-            return run
+            return lambda: attempt("ip link del", ", ".join(n for n, _ in names), run)
 
-        def release_ports():
-            for p in rec.get("ports", []):
-                self.reservations.release(c.id, p["proto"], p["host_port"])
+        def rules(last: bool):
+            def run():
+                if last and fwds:
+                    fw.remove_last_container(c.id, self.info, fwds)
+                elif last:
+                    fw.purge_container(c.id)
+                    fw.teardown_network(self.info)
+                elif fwds:
+                    fw.remove_container(c.id, self.info, fwds)
+                else:
+                    fw.purge_container(c.id)
+            return lambda: attempt("remove firewall rules of", c.name, run)
 
-        failures = _collect([lambda: netns.detach(rec.get("netns") or c.name)])
         with self.store.net_lock(self.net):
             # The last container on the network takes the bridge and the network's rules
             # with it; holding the lock keeps a new container from attaching meanwhile.
-            last = not ipam.others_exist(rec.get("ip"))
+            last = "net.bridge" in kinds and not ipam.others_exist(att.ip)
+            veths = [veth] if "net.veth" in kinds else []
+            jobs = []
+            if "net.fw" in kinds or last:
+                jobs.append(rules(last))
+            if veths or last:
+                jobs.append(links(veths + ([(self.net.bridge, self.bridge_mac)] if last else [])))
+            failures += in_parallel(jobs)
+            failures += self._release(c, steps)
             if last:
-                def remove_links(nl):
-                    ours = nl.is_ours(self.net.bridge, self.net.gateway)
-                    nl.delete_links_together([veth] + ([self.net.bridge] if ours else []))
-
-                def remove_all_rules():
-                    if rec.get("ip"):
-                        fw.remove_last_container(c.id, self.info, self.forwards(rec))
-                    else:
-                        fw.purge_container(c.id)
-                        fw.teardown_network(self.info)
-
-                failures += _parallel([
-                    remove_all_rules,
-                    with_netlink(remove_links),
-                ])
-                failures += _collect([lambda: ipam.release(c.id), release_ports,
-                                      lambda: self.ready_marker.unlink(missing_ok=True)])
+                self.ready_marker.unlink(missing_ok=True)
                 return failures
-        failures += _parallel([remove_rules,
-                               with_netlink(lambda nl: nl.delete_links_together([veth]))])
-        failures += _collect([lambda: ipam.release(c.id), release_ports])
-
         # Two containers that left at once may each have seen the other: check again.
-        return failures + self.remove_if_unused([fw])
+        return failures + (self.remove_if_unused([fw]) if "net.bridge" in kinds else [])
 
-    def remove_if_unused(self, firewalls: list) -> list[str]:
+    def _release(self, c: Container, steps: list[Step]) -> list[Failure]:
+        failures = []
+        for s in steps:
+            if s.kind == "net.port":
+                failures += attempt("release host port", f"{s.intent['port']}/{s.intent['proto']}",
+                                    lambda s=s: self.reservations.release(
+                                        c.id, s.intent["proto"], s.intent["port"]))
+        if any(s.kind == "net.lease" for s in steps):
+            failures += attempt("release address of", c.name,
+                                lambda: self.store.ipam(self.net).release(c.id))
+        return failures
+
+    def remove_if_unused(self, firewalls: list) -> list[Failure]:
         """With no lease left on the network, its rules (in each of `firewalls`) and its
-        bridge go; returns the failures."""
+        bridge go (only if the bridge is ours); returns the failures."""
         from .netlink import Netlink
         with self.store.net_lock(self.net):
             if self.store.ipam(self.net).leases():
                 return []
-            failures = _collect([lambda fw=fw: fw.teardown_network(self.info)
-                                 for fw in firewalls])
+            failures = []
+            for fw in firewalls:
+                failures += attempt("remove firewall rules of network", self.net.name,
+                                    lambda fw=fw: fw.teardown_network(self.info))
             nl = Netlink()
             try:
-                failures += _collect([
-                    lambda: nl.delete_bridge_if_ours(self.net.bridge, self.net.gateway)])
+                failures += attempt("ip link del", self.net.bridge,
+                                    lambda: nl.delete_bridge_if_ours(self.net.bridge,
+                                                                     self.bridge_mac))
             finally:
                 nl.close()
             self.ready_marker.unlink(missing_ok=True)
             return failures
-
-
-def _parallel(steps) -> list[str]:
-    """Run undo steps in threads; like _collect, every failure is kept and reported."""
-    import threading
-    failures: list[str] = []
-
-    def run(step):
-        failures.extend(_collect([step]))
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in steps[1:]]
-    for t in threads:
-        t.start()
-    run(steps[0])
-    for t in threads:
-        t.join()
-    return failures
 
 
 def _name_of(paths: Paths, cid: str) -> str:

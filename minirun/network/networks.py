@@ -26,6 +26,11 @@ DEFAULT_BRIDGE = "minirun0"
 RESERVED = ["172.17.0.0/16", "10.88.0.0/16"]
 DEFAULT_CANDIDATES = [f"10.99.{i}.0/24" for i in range(256)]
 IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
+# Ranges no bridge network may touch (RFC 6890): a subnet there would capture the host's
+# own loopback, link-local (cloud metadata), multicast or broadcast traffic.
+SPECIAL_RANGES = (("0.0.0.0/8", "this network"), ("127.0.0.0/8", "loopback"),
+                  ("169.254.0.0/16", "link-local"), ("224.0.0.0/4", "multicast"),
+                  ("240.0.0.0/4", "class E and broadcast"))
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,15 @@ class NetworkStore:
         check_name(name, "network name")
         if name in (DEFAULT_NETWORK, "default", "none", "host") or name.startswith("container"):
             raise UsageError(f"network name {name!r} is reserved")
+        if gateway:
+            try:
+                gw_ip = ipaddress.IPv4Address(gateway)
+            except ValueError:
+                gw_ip = None  # parse_network() below says what is wrong with it
+            for special, what in SPECIAL_RANGES:
+                if gw_ip is not None and gw_ip in ipaddress.IPv4Network(special):
+                    raise UsageError(f"gateway {gw_ip} is in the reserved range {special} "
+                                     f"({what})")
         if gateway and not subnet:
             raise UsageError("--gateway needs --subnet")
         if bridge is not None and not IFNAME_RE.match(bridge):
@@ -118,6 +132,10 @@ class NetworkStore:
                 if net_ip.version != 4:
                     raise UsageError("IPv6 networks are not supported yet")
                 subnet = str(net_ip)
+                for special, what in SPECIAL_RANGES:
+                    if subnet_overlaps(subnet, special):
+                        raise UsageError(f"subnet {subnet} overlaps the reserved range "
+                                         f"{special} ({what})")
                 for other in others:
                     if subnet_overlaps(subnet, other.subnet):
                         raise Conflict(f"subnet {subnet} overlaps network {other.name!r} "
@@ -160,8 +178,8 @@ class NetworkStore:
 
     def containers_of(self, net: Network) -> list:
         return [c for c in all_containers(self.paths)
-                if (c.data.get("network") or {}).get("network") == net.name
-                and c.status() in ("running", "creating")]
+                if c.network is not None and c.network.network == net.name
+                and not (c.state == "stopped" and c.torn_down)]
 
     @staticmethod
     def _bridge_name(name: str) -> str:

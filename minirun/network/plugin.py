@@ -1,39 +1,20 @@
-"""The network plugin interface and the simple drivers (none, host, container:NAME).
+"""The simple network drivers (none, host, container:NAME) and the choice of a driver.
 
-A driver's life with one container, as runtime.py drives it:
-
-    prepare(c)       before fork: validate, reserve (address, host ports) and
-                     record the intent in the container's record; creates no
-                     kernel object, so a bad input leaves nothing behind
-    new_netns        whether the container gets its own network namespace
-    join_fd(c)       or an open /proc/PID/ns/net of a namespace to join
-    attach(c, pid)   after fork: make the kernel objects from the host side
-    detach(c)        idempotent undo of everything, on every exit path; keeps
-                     going past failures and returns them all
-
-The bridge driver (bridge.py) is the interesting one; `get_driver` picks one
-from `--network`: bridge (the default network), none, host, container:NAME, or
-the name of a network made with `minirun network create`.
+The interface is in driver.py; the bridge driver, the interesting one, in
+bridge.py. `get_driver` picks one from `--network`: bridge (the default
+network), none, host, container:NAME, or the name of a network made with
+`minirun network create`; `driver_of` finds the one that attached a recorded
+container, to undo what it did.
 """
 from __future__ import annotations
 
 import os
-from typing import Protocol
 
 from ..errors import MinirunError, NotFound
-from ..state import Container, Paths, lookup
+from ..record import Attachment, Container, Step
+from ..state import Paths, is_running, lookup, save
+from ..failures import Failure
 from . import netns
-
-
-class NetworkDriver(Protocol):
-    name: str
-    new_netns: bool
-
-    def prepare(self, c: Container) -> None: ...
-    def join_fd(self, c: Container) -> int | None: ...
-    def attach(self, c: Container, pid: int) -> None: ...
-    def detach(self, c: Container) -> list[str]: ...
-    def hosts_entries(self, c: Container) -> list[tuple[str, str]]: ...
 
 
 class NoneDriver:
@@ -41,18 +22,22 @@ class NoneDriver:
     name = "none"
     new_netns = True
 
+    def preflight(self, spec, ports: list) -> None:
+        if spec.name:
+            netns.check_free(spec.name)
+
     def prepare(self, c: Container) -> None:
-        c.update(network={"driver": self.name, "netns": c.name})
+        c.network = Attachment(driver=self.name, netns=c.name)
+        save(c)
 
     def join_fd(self, c: Container) -> int | None:
         return None
 
     def attach(self, c: Container, pid: int) -> None:
-        netns.attach(c.name, pid)
+        netns.attach_step(c, c.network.netns, pid)
 
-    def detach(self, c: Container) -> list[str]:
-        return _collect([lambda: netns.detach((c.data.get("network") or {}).get("netns")
-                                              or c.name)])
+    def undo(self, c: Container, steps: list[Step]) -> list[Failure]:
+        return netns.undo_steps(c, steps)
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:
         return []
@@ -63,8 +48,12 @@ class HostDriver:
     name = "host"
     new_netns = False
 
+    def preflight(self, spec, ports: list) -> None:
+        pass
+
     def prepare(self, c: Container) -> None:
-        c.update(network={"driver": self.name})
+        c.network = Attachment(driver=self.name)
+        save(c)
 
     def join_fd(self, c: Container) -> int | None:
         return None
@@ -72,7 +61,7 @@ class HostDriver:
     def attach(self, c: Container, pid: int) -> None:
         pass
 
-    def detach(self, c: Container) -> list[str]:
+    def undo(self, c: Container, steps: list[Step]) -> list[Failure]:
         return []
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:
@@ -89,18 +78,21 @@ class JoinDriver:
 
     def _other(self) -> Container:
         other = lookup(self.paths, self.target)
-        if not other.is_running():
+        if not is_running(other):
             raise MinirunError(f"cannot join the network of container {self.target}: "
                                "it is not running")
-        if not (other.data.get("network") or {}).get("driver") in ("bridge", "none"):
+        if other.network is None or other.network.driver not in ("bridge", "none"):
             raise MinirunError(f"cannot join the network of container {self.target}: "
                                "it has no network namespace of its own")
         return other
 
+    def preflight(self, spec, ports: list) -> None:
+        self._other()
+
     def prepare(self, c: Container) -> None:
         other = self._other()
-        c.update(network={"driver": self.name, "container": other.id,
-                          "ip": (other.data.get("network") or {}).get("ip")})
+        c.network = Attachment(driver=self.name, container=other.id, ip=other.network.ip)
+        save(c)
 
     def join_fd(self, c: Container) -> int | None:
         other = self._other()
@@ -109,26 +101,15 @@ class JoinDriver:
     def attach(self, c: Container, pid: int) -> None:
         pass
 
-    def detach(self, c: Container) -> list[str]:
+    def undo(self, c: Container, steps: list[Step]) -> list[Failure]:
         return []
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:
-        ip = (c.data.get("network") or {}).get("ip")
-        return [(ip, c.data["hostname"])] if ip else []
+        ip = c.network.ip if c.network else None
+        return [(ip, c.config.hostname)] if ip else []
 
 
-def _collect(steps) -> list[str]:
-    """Run every undo step; keep going past failures and return them all."""
-    failures = []
-    for step in steps:
-        try:
-            step()
-        except Exception as e:  # noqa: BLE001 - teardown must go on
-            failures.append(str(e))
-    return failures
-
-
-def get_driver(paths: Paths, network: str, firewall: str = "nftables") -> NetworkDriver:
+def get_driver(paths: Paths, network: str, firewall: str = "nftables"):
     """The driver for a `--network` value; validates it without creating anything."""
     if network == "none":
         return NoneDriver()
@@ -146,15 +127,15 @@ def get_driver(paths: Paths, network: str, firewall: str = "nftables") -> Networ
         raise NotFound(f"no such network: {network}") from None
 
 
-def driver_of(paths: Paths, c: Container, firewall: str | None = None) -> NetworkDriver:
+def driver_of(c: Container):
     """The driver that attached a recorded container, to undo what it did."""
-    rec = c.data.get("network") or {}
-    kind = rec.get("driver")
-    if kind == "none":
-        return NoneDriver()
+    att = c.network
+    kind = att.driver if att else None
     if kind == "bridge":
         from .bridge import BridgeDriver
-        return BridgeDriver.from_record(paths, rec, firewall)
+        return BridgeDriver.from_record(c.paths, att)
     if kind == "container":
-        return JoinDriver(paths, rec.get("container", ""))
+        return JoinDriver(c.paths, att.container or "")
+    if kind == "none" or any(s.kind == "net.netns" for s in c.journal):
+        return NoneDriver()
     return HostDriver()

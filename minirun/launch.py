@@ -1,0 +1,143 @@
+"""Launching PID 1: fork into a new PID namespace, attach the network, let it exec.
+
+    minirun run ──fork──► PID 1 of a new PID namespace (init.child_main)
+        │                    unshare mnt/uts/ipc/net ── NS ──►
+        │  attach the network from the host side, using /proc/PID/ns/net
+        │  ◄── GO ──         mounts, pivot_root, caps, exec
+        │  EOF on the socket = exec succeeded; an error line = it did not
+
+The PID namespace is unshared by the parent just around the fork (and
+restored with setns right after), so no intermediate process is needed: the
+forked child is PID 1 and our direct child. The messages are named in sync.py.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+from . import faults
+from . import kernel as k
+from .errors import MinirunError
+from .init import ChildPlan, child_main
+from .record import CREATED, RUNNING, Container
+from .rootfs import plan as mount_plan
+from .state import proc_start_time, save
+from .sync import GO, NS, Channel, reported_error
+
+NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWUTS | k.CLONE_NEWIPC
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan:
+    cfg = c.config
+    etc = {f"/etc/{n}": str(c.dir / "etc" / n) for n in ("hostname", "hosts", "resolv.conf")}
+    flags = NS_FLAGS | (k.CLONE_NEWNET if driver.new_netns else 0)
+    return ChildPlan(
+        lower=cfg.rootfs, upper=str(c.dir / "upper"), work=str(c.dir / "work"),
+        merged=str(c.dir / "merged"), unshare_flags=flags, hostname=cfg.hostname,
+        steps=mount_plan(volumes=cfg.volumes, etc_files=etc), argv=list(cfg.command),
+        env=cfg.env, workdir=cfg.workdir, user=cfg.user, caps=list(cfg.caps),
+        read_only=cfg.read_only, tty=cfg.tty, init=cfg.init,
+        stdin_fd=stdin_fd, output_fd=output_fd)
+
+
+def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
+    """Fork PID 1, attach the network, let it exec. Returns (pid, pty master or None).
+    On failure PID 1 is killed and reaped; the caller tears down the rest."""
+    plan = child_plan(c, driver, stdin_fd, output_fd)
+    plan = plan._replace(join_netns_fd=driver.join_fd(c))
+    ours, theirs = socket.socketpair()
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    k.kernel.unshare(k.CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    except BaseException:
+        k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
+        raise
+    if pid == 0:
+        ours.close()
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        child_main(theirs, plan)
+    if on_fork:
+        on_fork(pid)
+    k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
+    os.close(own_pidns)
+    theirs.close()
+    if plan.join_netns_fd is not None:
+        os.close(plan.join_netns_fd)
+    chan = Channel(ours)
+    try:
+        # PID 1 is recorded before anything else is made for it: a crash from here on
+        # leaves a record from which the process is found and killed.
+        c.pid, c.pid_start = pid, proc_start_time(pid)
+        save(c)
+        _expect(chan, NS, pid)
+        try:
+            driver.attach(c, pid)
+            faults.check("start.go")
+            c.state = CREATED
+            save(c)
+            chan.send(GO)
+        except (MinirunError, OSError):
+            # If the child failed meanwhile (a bad mount), its reason is the real one.
+            _raise_child_error(chan, pid)
+            raise
+        master = None
+        if plan.tty:
+            msg, fds, _f, _a = socket.recv_fds(ours, 4096, 1)
+            if not fds:  # an error line instead of the pty
+                _check(msg.decode().strip() or None, "pty", pid)
+            master = fds[0]
+        _expect(chan, None, pid)  # EOF: the command was exec'd
+    except BaseException:
+        kill_and_reap(pid)
+        raise
+    finally:
+        ours.close()
+    c.state, c.started = RUNNING, time.time()
+    save(c)
+    return pid, master
+
+
+def _raise_child_error(chan: Channel, pid: int) -> None:
+    import select
+    # A child that failed has written its reason before exiting, and its exit is
+    # what made our side fail: the line is already there, no need to wait for it.
+    r, _, _ = select.select([chan.sock], [], [], 0.02)
+    if r:
+        try:
+            line = chan.recv()
+        except OSError:
+            return
+        if reported_error(line):
+            _check(line, None, pid)
+
+
+def _expect(chan: Channel, want: str | None, pid: int) -> None:
+    _check(chan.recv(), want, pid)
+
+
+def _check(line: str | None, want: str | None, pid: int) -> None:
+    """Accept the child's message `want` (None: EOF, the exec happened), or raise."""
+    if line == want:
+        return
+    if line is None:
+        raise MinirunError("container init exited before it was ready")
+    err = reported_error(line)
+    kill_and_reap(pid)
+    raise err or MinirunError(f"unexpected message from container init: {line!r}")
+
+
+def kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

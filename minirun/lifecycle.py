@@ -1,0 +1,130 @@
+"""The lifecycle verbs on recorded containers: finish, kill, stop, remove, reclaim.
+
+Every path that ends a container goes through `finish()`, which records the
+exit and calls the one teardown (teardown.py) under the container's lock:
+whoever takes the lock first (the foreground `run`, the monitor of a
+detached container, `rm`, reclaim) does the work, the others find it done.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from .errors import Conflict, TeardownError
+from .record import STOPPED, Container
+from .procs import process_alive, signal_container, wait_gone
+from .state import (Paths, all_containers, delete_record, is_running, locked,
+                    lookup, owner_alive, reload, save, sweep)
+from .failures import Failure
+from .teardown import teardown
+
+
+def finish(c: Container, code: int | None, remove: bool | None = None,
+           force: bool = False) -> list[Failure]:
+    """The container has exited (or never started): record its code, undo everything,
+    remove the record if asked (`remove`, else its --rm). Returns the failures; with
+    `force` the record goes even then (they are reported, and `system prune` sweeps
+    what they left)."""
+    with locked(c) as exists:
+        if not exists:
+            return []
+        c = reload(c)
+        if c is None:
+            return []
+        if c.state != STOPPED:
+            c.state, c.exit_code, c.finished = STOPPED, code, time.time()
+            save(c)
+        failures = [] if c.torn_down else teardown(c)
+        if not failures and not c.torn_down:
+            c.torn_down = True
+        if (c.config.remove if remove is None else remove) and (force or not failures):
+            delete_record(c)
+        else:
+            save(c)
+        return failures
+
+
+def report(failures: list[Failure], what: str = "teardown") -> None:
+    for f in failures:
+        print(f"minirun: {what}: {f}", file=sys.stderr)
+
+
+def kill(paths: Paths, ref: str, sig: int = signal.SIGKILL) -> Container:
+    c = lookup(paths, ref)
+    if not is_running(c):
+        raise Conflict(f"container {c.name} is not running")
+    signal_container(c, sig)
+    return c
+
+
+def stop(paths: Paths, ref: str, timeout: float = 10) -> Container:
+    c = lookup(paths, ref)
+    if is_running(c):
+        signal_container(c, signal.SIGTERM)
+        if not wait_gone(c, timeout):
+            signal_container(c, signal.SIGKILL)
+            wait_gone(c, 10)
+    failures = _wait_teardown(c)
+    if failures:
+        raise TeardownError([str(f) for f in failures])
+    return c
+
+
+def _wait_teardown(c: Container, timeout: float = 15) -> list[Failure]:
+    """The owner (run or monitor) tears down after the exit; wait for it, or do it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = reload(c)
+        if now is None or (now.state == STOPPED and now.torn_down):
+            return []
+        if not owner_alive(now):
+            break
+        time.sleep(0.01)
+    now = reload(c)
+    return finish(now, now.exit_code) if now is not None else []
+
+
+def remove(paths: Paths, ref: str, force: bool = False) -> Container:
+    c = lookup(paths, ref)
+    if is_running(c):
+        if not force:
+            raise Conflict(f"container {c.name} is running: stop it first or use rm -f")
+        signal_container(c, signal.SIGKILL)
+        wait_gone(c, 10)
+    if c.state != STOPPED and owner_alive(c):
+        _wait_teardown(c)
+    failures = finish(c, c.exit_code, remove=True, force=force)
+    if failures and not force:
+        raise TeardownError([str(f) for f in failures])
+    report(failures, f"rm {c.name}")
+    return c
+
+
+def reclaim(paths: Paths) -> list[str]:
+    """Finish every container whose process and owner are gone (crash, SIGKILL, reboot):
+    a start that never completed is rolled back and its record removed; a container
+    that ran is recorded as exited. Also sweeps half-written files. Returns the names
+    reclaimed."""
+    done = []
+    sweep(paths)
+    for c in all_containers(paths):
+        if owner_alive(c) or (c.state == STOPPED and c.torn_down):
+            continue
+        if c.state in ("creating", "created"):
+            report(finish(c, None, remove=True, force=True), f"reclaim {c.name}")
+        elif c.state == STOPPED or not process_alive(c.pid, c.pid_start):
+            report(finish(c, c.exit_code), f"reclaim {c.name}")
+        else:
+            continue
+        done.append(c.name)
+    return done
+
+
+def prune_orphans(paths: Paths) -> list[str]:
+    """Sweep network objects that no record accounts for (see network/reclaim.py)."""
+    from .network.reclaim import reclaim_orphans
+    live = {c.id for c in all_containers(paths)
+            if not (c.state == STOPPED and c.torn_down)}
+    return reclaim_orphans(paths, live)
+

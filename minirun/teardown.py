@@ -1,0 +1,68 @@
+"""One teardown for every exit path: start rollback, foreground exit, the monitor's
+cleanup, `rm`, `rm -f`, reclaim after a crash and `system prune` all call `teardown()`.
+
+It first makes sure PID 1 is gone (a pidfd and the recorded start time, so a
+recycled PID is never hit), then walks the journal (journal.py) backwards.
+Adjacent steps of one layer (`net.*`: firewall, veth, namespace name,
+bridge, host ports, address) are handed to that layer together, so it can
+overlap its kernel waits; each undo checks the object's token and leaves
+alone anything that is not provably ours. Every undo is idempotent; failures
+are collected, never stop the walk, and come back as (operation, object,
+reason).
+"""
+from __future__ import annotations
+
+import signal
+from typing import Callable, Iterable
+
+from . import oplog
+from .failures import Failure
+from .record import Container, Step
+
+
+# layer prefix -> undo(container, its steps, newest first) -> failures
+Undo = Callable[[Container, list[Step]], list[Failure]]
+
+
+def _undo_network(c: Container, steps: list[Step]) -> list[Failure]:
+    from .network.plugin import driver_of
+    return driver_of(c).undo(c, steps)
+
+
+UNDO: dict[str, Undo] = {"net": _undo_network}
+
+
+def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:
+    out: list[tuple[str, list[Step]]] = []
+    for s in journal:
+        layer = s.kind.split(".", 1)[0]
+        if out and out[-1][0] == layer:
+            out[-1][1].append(s)
+        else:
+            out.append((layer, [s]))
+    return out
+
+
+def teardown(c: Container) -> list[Failure]:
+    """Undo everything the journal says was (or was about to be) made for `c`."""
+    failures = stop_process(c)
+    for layer, steps in _groups(reversed(c.journal)):
+        undo = UNDO.get(layer)
+        if undo is None:
+            failures.append(Failure("undo", steps[0].kind, "unknown kind of step"))
+            continue
+        failures += undo(c, steps)
+    return failures
+
+
+def stop_process(c: Container, timeout: float = 10) -> list[Failure]:
+    """SIGKILL the container's PID 1 if it still runs, and wait until it is gone."""
+    from .procs import process_alive, signal_container, wait_gone
+    if not process_alive(c.pid, c.pid_start):
+        return []
+    oplog.record(f"kill -KILL {c.pid}", why="the container's PID 1 (and with it every "
+                 "process of its PID namespace)")
+    signal_container(c, signal.SIGKILL)
+    if not wait_gone(c, timeout):
+        return [Failure("kill", f"PID {c.pid}", "still running after SIGKILL")]
+    return []
