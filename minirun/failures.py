@@ -2,7 +2,6 @@
 teardown code runs undo steps (one at a time, or in threads so kernel waits overlap)."""
 from __future__ import annotations
 
-import threading
 from typing import Callable, NamedTuple
 
 
@@ -26,6 +25,7 @@ def attempt(op: str, obj: str, fn: Callable[[], object]) -> list[Failure]:
 
 def in_parallel(jobs: list[Callable[[], list[Failure]]]) -> list[Failure]:
     """Run undo jobs in threads (their kernel waits overlap); every failure is kept."""
+    import threading  # only when teardown overlaps its waits
     failures: list[Failure] = []
 
     def run(job):

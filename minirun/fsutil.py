@@ -60,7 +60,8 @@ def sweep_temp(root: Path) -> list[str]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    # compact: records are rewritten at every step of a start (`inspect` pretty-prints)
+    atomic_write(path, json.dumps(obj, separators=(",", ":")) + "\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:

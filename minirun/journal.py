@@ -3,7 +3,7 @@
     with journal.step(c, "net.veth", name=..., mac=...) as intent:
         make the veth            # the intent is on disk before this line runs
         intent["ifindex"] = ...  # anything learnt on the way is kept with it
-    # here the step is marked done on disk
+    # here the step is marked done (on disk with the record's next write)
 
 The intent holds what the undo needs, including the token that proves the
 object is ours (a MAC derived from the id, a namespace's inode, a tag on a
@@ -30,8 +30,10 @@ def step(c: Container, kind: str, **intent) -> Iterator[dict]:
     faults.point(f"intent:{kind}")
     yield intent
     faults.point(f"done:{kind}")
+    # Marked done in memory; it reaches the disk with the next write of the record
+    # (the next step's intent, or the state change that ends the start). Undo never
+    # depends on it: every undo checks its token on the object itself.
     c.journal[index] = Step(kind, intent, True)
-    save(c)
 
 
 def record_done(c: Container, kind: str, **intent) -> None:

@@ -10,7 +10,6 @@ through a pidfd).
 from __future__ import annotations
 
 import os
-import pwd
 import signal
 
 from . import kernel as k
@@ -35,6 +34,7 @@ def _status(pid: str) -> dict[str, str]:
 
 def container_processes(pid1: int) -> list[dict]:
     """Every process in the PID namespace of `pid1`: host PID, container PID, user, command."""
+    import pwd
     target = _ns_inode(pid1)
     if target is None:
         return []

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -64,10 +63,23 @@ class Paths(NamedTuple):
     def owner_tag(self) -> str:
         """Short tag of this state root, carried by every host-wide object it makes
         (firewall elements and rules, bridge MACs) so roots never undo each other's."""
-        return hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return sha256_hex(str(self.root.resolve()))[:8]
 
     def container_dir(self, cid: str) -> Path:
         return self.containers / cid
+
+
+def sha256_hex(text: str) -> str:
+    """sha256 without loading OpenSSL: `hashlib` costs ~3 ms of every start here, the
+    built-in implementation it falls back on costs nothing."""
+    try:
+        from _sha256 import sha256  # CPython <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # CPython >= 3.12
+        except ImportError:
+            from hashlib import sha256
+    return sha256(text.encode()).hexdigest()
 
 
 def new_id() -> str:
