@@ -3,9 +3,9 @@ cleanup, `rm`, `rm -f`, reclaim after a crash and `system prune` all call `teard
 
 It first makes sure PID 1 is gone (a pidfd and the recorded start time, so a
 recycled PID is never hit), then walks the journal (journal.py) backwards.
-Adjacent steps of one layer (`net.*`: firewall, veth, namespace name,
-bridge, host ports, address) are handed to that layer together, so it can
-overlap its kernel waits; each undo checks the object's token and leaves
+The steps of one layer (`net.*`: firewall, veth, namespace name, bridge, host
+ports, address) are handed to that layer together, newest first, when the walk
+reaches the newest of them, so it can overlap its kernel waits; each undo checks the object's token and leaves
 alone anything that is not provably ours. Every undo is idempotent; failures
 are collected, never stop the walk, and come back as (operation, object,
 reason).
@@ -33,14 +33,12 @@ UNDO: dict[str, Undo] = {"net": _undo_network}
 
 
 def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:
-    out: list[tuple[str, list[Step]]] = []
+    """The steps of each layer together, layers in the order their newest step was made
+    (the journal is given newest first): a layer undoes all its steps in one call."""
+    out: dict[str, list[Step]] = {}
     for s in journal:
-        layer = s.kind.split(".", 1)[0]
-        if out and out[-1][0] == layer:
-            out[-1][1].append(s)
-        else:
-            out.append((layer, [s]))
-    return out
+        out.setdefault(s.kind.split(".", 1)[0], []).append(s)
+    return list(out.items())
 
 
 def teardown(c: Container) -> list[Failure]:
