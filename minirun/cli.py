@@ -96,6 +96,8 @@ def cleanup(ctx, container_id, status):
     from .state import load
     c = load(ctx.obj["paths"], container_id)
     if c is not None:
+        from .lifecycle import explain_teardown
+        explain_teardown(c, status)
         report(finish(c, None if status < 0 else status))
 
 
@@ -134,7 +136,7 @@ def ps(ctx, show_all, quiet):
             click.echo(c.short_id())
             continue
         if st == "exited":
-            st = f"exited ({c.exit_code})"
+            st = f"exited ({c.exit_code})" + (" OOMKilled" if c.oom_killed else "")
         rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.created),
                      (c.network.ip if c.network else None) or "-", _ports_text(c)))
     if not quiet:
@@ -151,7 +153,8 @@ def _table(header, rows) -> None:
 @click.argument("container")
 @click.pass_context
 def top(ctx, container):
-    """Processes of a container: host PID and container PID side by side."""
+    """Processes of a container: host PID and container PID side by side; then its
+    namespaces beside the host's, marking those it shares."""
     from .procs import container_processes
     from .state import is_running, lookup
     c = lookup(ctx.obj["paths"], container)
@@ -160,6 +163,15 @@ def top(ctx, container):
     rows = [(r["host_pid"], r["container_pid"], r["user"], r["state"], r["command"])
             for r in container_processes(c.pid)]
     _table(("HOST PID", "CONTAINER PID", "USER", "STAT", "COMMAND"), rows)
+    # the namespaces of PID 1 beside the host's (PID 1 of the host), from /proc/PID/ns
+    # (minirun's own where PID 1's cannot be read)
+    from .procs import host_reference, namespace_ids
+    ref = host_reference()
+    click.echo()
+    _table(("NAMESPACE", "CONTAINER (PID 1)", "HOST (PID 1)" if ref == 1 else f"HOST (minirun, PID {ref})",
+            "SHARED"),
+           [(n["namespace"], n["container"] or "?", n["host"] or "?",
+             "yes" if n["shared"] else "no") for n in namespace_ids(c.pid, ref)])
 
 
 @main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
@@ -187,14 +199,17 @@ def exec_(ctx, interactive, tty, env, workdir, user, container, command):
 
 @main.command()
 @click.option("-f", "--follow", is_flag=True)
+@click.option("--explain", is_flag=True,
+              help="The host-side changes of its life instead (run -d with --explain, and "
+                   "the teardown when its command exited), as shell commands.")
 @click.argument("container")
 @click.pass_context
-def logs(ctx, follow, container):
+def logs(ctx, follow, explain, container):
     """Output of a detached container."""
     from .state import is_running, lookup
     c = lookup(ctx.obj["paths"], container)
     try:
-        f = open(c.log_path, "rb")
+        f = open(c.explain_path if explain else c.log_path, "rb")
     except FileNotFoundError:
         return
     with f:
@@ -291,6 +306,19 @@ def inspect(ctx, container):
     c = lookup(ctx.obj["paths"], container)
     click.echo(json.dumps(dict(c.to_json(), status=docker_status(c)), indent=2,
                           sort_keys=True))
+
+
+@main.command()
+@click.option("--no-stream", is_flag=True, help="Print one table and exit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="json: one object a line, Docker's keys.")
+@click.argument("containers", nargs=-1)
+@click.pass_context
+def stats(ctx, no_stream, fmt, containers):
+    """CPU, memory, network, block I/O and processes of running containers, refreshed
+    every second (from their cgroups' own counters)."""
+    from .cgroups.stats import stats as stats_
+    stats_(ctx.obj["paths"], tuple(containers), not no_stream, fmt, click.echo)
 
 
 @main.command()

@@ -15,10 +15,13 @@ def setup_globals(globs: dict):
         raise MinirunError("minirun must run as root")
     if globs.get("debug"):
         os.environ["MINIRUN_DEBUG"] = "1"
+    paths = Paths.from_env(globs.get("root"), globs.get("runroot"))
     if globs.get("explain"):
         from . import oplog
         oplog.explain_to(sys.stderr)
-    return Paths.from_env(globs.get("root"), globs.get("runroot"))
+        if oplog.dry_run:  # --explain=only: every file written goes to a throwaway overlay
+            oplog.isolate_files(paths.root, paths.runroot)
+    return paths
 
 
 def heal_firewall(paths) -> None:
@@ -50,6 +53,12 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         if net in ("none", "host") or net.startswith("container:"):
             shown = "container:NAME" if net.startswith("container:") else net
             raise UsageError(f"--ip needs a bridge network, not --network {shown}")
+    resources = None
+    rkeys = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_weight", "pids_limit",
+             "cpuset_cpus")
+    if any(o.get(key) is not None for key in rkeys):
+        from .spec import parse_resources
+        resources = parse_resources(**{key: o.get(key) for key in rkeys})
     spec = ContainerSpec(
         rootfs=check_rootfs(rootfs), command=tuple(command), name=o["name"],
         hostname=o["hostname"], env=parse_env(tuple(o["env"]), tuple(o["env_file"])),
@@ -58,6 +67,18 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         read_only=o["read_only"], volumes=tuple(Volume.parse(v) for v in o["volume"]),
         caps=tuple(caps.resolve(tuple(o["cap_add"]), tuple(o["cap_drop"]))),
         network=o["network"], ip=o["ip"]).validate()
+    if resources is not None:
+        spec = spec._replace(resources=resources)
+    if o.get("security_opt") or o.get("privileged"):
+        from .spec import parse_security_opts
+        mode, profile = parse_security_opts(tuple(o.get("security_opt") or ()),
+                                            bool(o.get("privileged")))
+        if o.get("privileged"):  # every capability (--cap-drop still applies)
+            drop = {caps.normalize(n) for n in o["cap_drop"]}  # names checked above
+            kept = set() if "ALL" in drop else set(caps.all_names()) - drop
+            spec = spec._replace(caps=tuple(sorted(kept)))
+        spec = spec._replace(seccomp=mode, seccomp_profile=profile,
+                             privileged=bool(o.get("privileged"))).validate()
     sys.stdout.flush()
     heal_firewall(paths)
     return run(paths, spec, ports, firewall)

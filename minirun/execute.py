@@ -31,6 +31,8 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
     if not is_running(c):
         raise MinirunError(f"container {c.name} is not running")
     pid = c.pid
+    from .seccomp import program
+    seccomp_bpf = program(c.config)  # the container's own filter (None: unconfined)
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
            for name, _ in JOIN_ORDER}
     rootfd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -39,12 +41,16 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
     keep = list(c.config.caps)
     if user is None and c.config.user:
         user = c.config.user
+    from .cgroups import group
+    cgroup = group(c)  # the container's cgroup (and cgroup namespace), if it has one
+    if cgroup is not None:
+        fds["cgroup"] = os.open(f"/proc/{pid}/ns/cgroup", os.O_RDONLY | os.O_CLOEXEC)
     ours, theirs = socket.socketpair()
     child = os.fork()
     if child == 0:
         ours.close()
         _joiner(theirs, fds, rootfd, argv, full_env, workdir or c.config.workdir,
-                user, keep, tty, interactive)
+                user, keep, tty, interactive, cgroup, seccomp_bpf)
     theirs.close()
     for fd in (*fds.values(), rootfd):
         os.close(fd)
@@ -89,10 +95,16 @@ def _enter_workdir(workdir: str) -> None:
         raise MinirunError(f"working directory {workdir} is outside the container")
 
 
-def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive) -> None:
+def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive,
+            cgroup=None, seccomp_bpf=None) -> None:
     chan = Channel(sock)
     code = 125
     try:
+        if cgroup is not None:
+            # into the container's cgroup first (limits apply, teardown finds it),
+            # then its cgroup namespace, whose root that cgroup is
+            cgroup.add(os.getpid())
+            k.kernel.setns(fds.pop("cgroup"), k.CLONE_NEWCGROUP, "cgroup namespace")
         k.kernel.set_dumpable(False)
         for name, flag in JOIN_ORDER:
             k.kernel.setns(fds[name], flag, f"{name} namespace")
@@ -110,7 +122,7 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive)
                     os.dup2(null, 0)
                     os.close(null)
                 exec_command(find_executable(argv[0], env.get("PATH", "")), argv, env, user,
-                             keep)
+                             keep, seccomp_bpf)
             except MinirunError as e:
                 chan.send_error(e.exit_code, str(e))
                 os._exit(e.exit_code)

@@ -40,6 +40,8 @@ class ChildPlan(NamedTuple):
     join_netns_fd: int | None = None
     stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
     output_fd: int | None = None    # detached: the log file, for fds 1 and 2
+    cgroupns: bool = False          # the parent moves us into our cgroup before GO
+    seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
 
 def child_main(sock: socket.socket, plan: ChildPlan) -> None:
@@ -75,6 +77,10 @@ def _run(chan: Channel, plan: ChildPlan) -> None:
 
     if chan.recv() != GO:
         os._exit(125)  # the parent gave up or died: it reports, not us
+    if plan.cgroupns:
+        # We are in the container's cgroup now: it becomes the root of our view
+        # (/proc/self/cgroup shows "/").
+        kern.unshare(k.CLONE_NEWCGROUP)
 
     if plan.tty:
         _take_pty(chan)
@@ -204,13 +210,15 @@ def find_executable(cmd: str, path: str) -> str:
 
 
 def _exec(plan: ChildPlan, path: str) -> None:
-    exec_command(path, plan.argv, plan.env, plan.user, plan.caps)
+    exec_command(path, plan.argv, plan.env, plan.user, plan.caps, plan.seccomp_bpf)
 
 
 def exec_command(path: str, argv: list[str], env: dict[str, str],
-                 user: tuple[int, int] | None, keep: list[str]) -> None:
+                 user: tuple[int, int] | None, keep: list[str],
+                 seccomp_bpf: bytes | None = None) -> None:
     """Become the command (run's PID 1 and exec's process alike): bounding set, user,
-    capabilities, no inherited fd, exec. Raises 126/127 errors if the exec fails."""
+    capabilities, no inherited fd, the seccomp filter (last: from here on only what the
+    filter allows), exec. Raises 126/127 errors if the exec fails."""
     caps.drop_bounding(keep)
     if user:
         uid, gid = user
@@ -219,6 +227,8 @@ def exec_command(path: str, argv: list[str], env: dict[str, str],
         os.setuid(uid)  # a non-root uid loses all capabilities here
     caps.limit(keep)
     k.kernel.cloexec_from(3)  # no host fd reaches the command (CVE-2024-21626)
+    if seccomp_bpf is not None:  # after no_new_privs (caps.limit), right before execve
+        k.kernel.seccomp_load_bpf(seccomp_bpf)
     try:
         os.execve(path, argv, env)
     except OSError as e:
@@ -258,6 +268,8 @@ def _init_then_exec(chan: Channel, plan: ChildPlan, path: str) -> None:
             os._exit(e.exit_code)
     chan.sock.close()  # the parent sees EOF once the command has exec'd
     caps.drop_bounding([])
+    if plan.seccomp_bpf is not None:  # the init stays in the container: filtered too
+        k.kernel.seccomp_load_bpf(plan.seccomp_bpf)
     forward_signals(child, signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP,
                                                       signal.SIGCHLD})
     while True:

@@ -71,6 +71,8 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 # The interpreter is linked against libc: no find_library(), which runs ldconfig.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -90,6 +92,10 @@ class _OpenHow(ctypes.Structure):
 class _MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+class _SockFprog(ctypes.Structure):  # struct sock_fprog (linux/filter.h)
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -194,6 +200,17 @@ class LinuxKernel:
 
     def prctl(self, option: int, arg: int = 0) -> None:
         _check(_libc.prctl(option, arg, 0, 0, 0), "prctl", str(option))
+
+    def seccomp_load_bpf(self, prog: bytes) -> None:
+        """Install a seccomp filter: `prog` is a classic BPF program (struct sock_filter
+        array, as libseccomp's seccomp_export_bpf writes it). Needs no_new_privs or
+        CAP_SYS_ADMIN; inherited across fork and execve, never removed."""
+        if not prog or len(prog) % 8 or len(prog) > 4096 * 8:
+            raise SyscallError("seccomp", "filter", errno.EINVAL, "not a BPF program")
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0),
+               "seccomp", "filter")
 
     def set_child_subreaper(self) -> None:
         """Orphaned descendants (the container's PID 1) are re-parented to us, not to init."""

@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 
-from . import faults
+from . import faults, oplog
 from . import kernel as k
 from .errors import MinirunError
 from .init import ChildPlan, child_main
@@ -32,16 +32,20 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 
 def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan:
+    from .seccomp import program
     cfg = c.config
     etc = {f"/etc/{n}": str(c.dir / "etc" / n) for n in ("hostname", "hosts", "resolv.conf")}
     flags = NS_FLAGS | (k.CLONE_NEWNET if driver.new_netns else 0)
     return ChildPlan(
         lower=cfg.rootfs, upper=str(c.dir / "upper"), work=str(c.dir / "work"),
         merged=str(c.dir / "merged"), unshare_flags=flags, hostname=cfg.hostname,
-        steps=mount_plan(volumes=cfg.volumes, etc_files=etc), argv=list(cfg.command),
+        steps=mount_plan(volumes=cfg.volumes, etc_files=etc, privileged=cfg.privileged),
+        argv=list(cfg.command),
         env=cfg.env, workdir=cfg.workdir, user=cfg.user, caps=list(cfg.caps),
         read_only=cfg.read_only, tty=cfg.tty, init=cfg.init,
-        stdin_fd=stdin_fd, output_fd=output_fd)
+        stdin_fd=stdin_fd, output_fd=output_fd,
+        cgroupns=any(s.kind == "cg.create" for s in c.journal),
+        seccomp_bpf=program(cfg))
 
 
 def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
@@ -49,6 +53,13 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
     On failure PID 1 is killed and reaped; the caller tears down the rest."""
     plan = child_plan(c, driver, stdin_fd, output_fd)
     plan = plan._replace(join_netns_fd=driver.join_fd(c))
+    if oplog.dry_run:  # --explain=only: the network's commands, no process
+        if plan.join_netns_fd is not None:
+            os.close(plan.join_netns_fd)
+        driver.attach(c, os.getpid())  # every layer records and skips (oplog.skip)
+        _explain_ping(c, plan, oplog.PID)
+        oplog.unlisten_all()  # the plan's rollback is no part of the plan
+        raise oplog.Planned("--explain=only: nothing was done")
     ours, theirs = socket.socketpair()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     k.kernel.unshare(k.CLONE_NEWPID)
@@ -75,9 +86,13 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         # leaves a record from which the process is found and killed.
         c.pid, c.pid_start = pid, proc_start_time(pid)
         save(c)
+        if plan.cgroupns:  # into its cgroup before it runs any code of the user's
+            from .cgroups import join
+            join(c, pid)
         _expect(chan, NS, pid)
         try:
             driver.attach(c, pid)
+            _explain_ping(c, plan, pid)
             faults.check("start.go")
             c.state = CREATED
             save(c)
@@ -101,6 +116,21 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
     c.state, c.started = RUNNING, time.time()
     save(c)
     return pid, master
+
+
+def _explain_ping(c: Container, plan, pid) -> None:
+    """PID 1 itself let every group ping (init.py, before the network was attached); this
+    is the same change as a command, now that the namespace has a name."""
+    if not oplog.listening():
+        return
+    if not (plan.unshare_flags & k.CLONE_NEWNET or plan.join_netns_fd is not None):
+        return
+    netns = c.network.netns if c.network is not None else None
+    enter = f"ip netns exec {netns}" if netns else f"nsenter --net=/proc/{pid}/ns/net"
+    oplog.record(f'{enter} sysctl -w net.ipv4.ping_group_range="0 2147483647"',
+                 why="inside the container: ping works without CAP_NET_RAW (ICMP datagram "
+                 "sockets for every group; PID 1 did this itself, before the network was "
+                 "attached)")
 
 
 def _raise_child_error(chan: Channel, pid: int) -> None:

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from . import oplog
 from .errors import Conflict, TeardownError
 from .record import STOPPED, Container
 from .procs import process_alive, signal_container, wait_gone
@@ -34,6 +35,9 @@ def finish(c: Container, code: int | None, remove: bool | None = None,
             return []
         if c.state != STOPPED:
             c.state, c.exit_code, c.finished = STOPPED, code, time.time()
+            if not c.torn_down and code is not None:
+                from .cgroups import oom_killed
+                c.oom_killed = oom_killed(c)  # its counter, before the cgroup goes
             save(c)
         failures = [] if c.torn_down else teardown(c)
         if not failures and not c.torn_down:
@@ -50,22 +54,43 @@ def report(failures: list[Failure], what: str = "teardown") -> None:
         print(f"minirun: {what}: {f}", file=sys.stderr)
 
 
+def _signal(c: Container, sig: int, why: str) -> None:
+    """Send `sig` to the container's PID 1, and say so in the operation log."""
+    name = signal.Signals(sig).name[3:]
+    oplog.record(f"kill -{name} {c.pid}", why=why)
+    signal_container(c, sig)
+
+
+def _watch_monitor(c: Container) -> int | None:
+    """Where the container's explain.log ends now: what its monitor appends from here on
+    (the teardown after PID 1 exits) is shown too, with --explain."""
+    return oplog.size_of(c.explain_path) if oplog.listening() else None
+
+
+def _show_monitor(c: Container, offset: int | None) -> None:
+    if offset is not None:
+        oplog.replay_from(c.explain_path, offset)
+
+
 def kill(paths: Paths, ref: str, sig: int = signal.SIGKILL) -> Container:
     c = lookup(paths, ref)
     if not is_running(c):
         raise Conflict(f"container {c.name} is not running")
-    signal_container(c, sig)
+    _signal(c, sig, "the signal, to the container's PID 1")
     return c
 
 
 def stop(paths: Paths, ref: str, timeout: float = 10) -> Container:
     c = lookup(paths, ref)
+    offset = _watch_monitor(c)
     if is_running(c):
-        signal_container(c, signal.SIGTERM)
+        _signal(c, signal.SIGTERM, "ask the container's PID 1 to stop")
         if not wait_gone(c, timeout):
-            signal_container(c, signal.SIGKILL)
+            _signal(c, signal.SIGKILL, f"still running after {timeout:g} s: PID 1 (and with "
+                    "it every process of its PID namespace) is killed")
             wait_gone(c, 10)
     failures = _wait_teardown(c)
+    _show_monitor(c, offset)
     if failures:
         raise TeardownError([str(f) for f in failures])
     return c
@@ -87,11 +112,19 @@ def _wait_teardown(c: Container, timeout: float = 15) -> list[Failure]:
 
 def remove(paths: Paths, ref: str, force: bool = False) -> Container:
     c = lookup(paths, ref)
+    offset = _watch_monitor(c)
     if is_running(c):
         if not force:
             raise Conflict(f"container {c.name} is running: stop it first or use rm -f")
-        signal_container(c, signal.SIGKILL)
+        _signal(c, signal.SIGKILL, "rm -f: the container's PID 1 (and with it every process "
+                "of its PID namespace) is killed")
         wait_gone(c, 10)
+    if offset is not None:
+        # --explain: if the monitor tears down, show what it wrote to explain.log before
+        # the record (and the file) goes
+        if c.state != STOPPED and owner_alive(c):
+            _wait_teardown(c)
+        _show_monitor(c, offset)
     # No waiting for the owner (the monitor execs a whole Python to tear down): whoever
     # takes the container's lock first does it, the other finds it done.
     failures = finish(c, c.exit_code, remove=True, force=force)
@@ -122,9 +155,21 @@ def reclaim(paths: Paths) -> list[str]:
 
 
 def prune_orphans(paths: Paths) -> list[str]:
-    """Sweep network objects that no record accounts for (see network/reclaim.py)."""
+    """Sweep network objects and cgroups that no record accounts for (see
+    network/reclaim.py and cgroups/__init__.py)."""
+    from .cgroups import prune
     from .network.reclaim import reclaim_orphans
     live = {c.id for c in all_containers(paths)
             if not (c.state == STOPPED and c.torn_down)}
-    return reclaim_orphans(paths, live)
+    return reclaim_orphans(paths, live) + prune(paths, live)
 
+
+def explain_teardown(c: Container, code: int) -> None:
+    """The monitor's teardown, when the container's command exits by itself, goes into
+    the container's explain.log (always: nobody is there to pass --explain), for
+    `minirun logs --explain NAME`."""
+    from . import oplog
+    oplog.log_to(c.explain_path, oplog.comment(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %z')} the command of container {c.name} exited"
+        + (f" with code {code}" if code is not None and code >= 0 else "")
+        + ": its monitor tears down"))

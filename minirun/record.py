@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .spec import Volume
+from .spec import Resources, Volume
 
 FORMAT = 2  # the record's layout version
 
@@ -56,11 +56,16 @@ class Config(NamedTuple):
     requested_ip: str | None = None
     ports: tuple[Port, ...] = ()
     volumes: tuple[Volume, ...] = ()
+    seccomp: str = "default"             # default | unconfined | custom (seccomp.py)
+    seccomp_profile: str | None = None   # custom: the checked profile, compact JSON
+    privileged: bool = False
+    resources: Resources = Resources()
 
     def to_json(self) -> dict:
         d = self._asdict()
         d["ports"] = [p._asdict() for p in self.ports]
         d["volumes"] = [v._asdict() for v in self.volumes]
+        d["resources"] = self.resources._asdict()
         return d
 
     @classmethod
@@ -71,6 +76,8 @@ class Config(NamedTuple):
         d["user"] = tuple(d["user"]) if d.get("user") else None
         d["ports"] = tuple(Port(**p) for p in d.get("ports", ()))
         d["volumes"] = tuple(Volume(**v) for v in d.get("volumes", ()))
+        d["resources"] = Resources(**{k: v for k, v in (d.get("resources") or {}).items()
+                                      if k in Resources._fields})
         return cls(**d)
 
 
@@ -120,14 +127,15 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down")
+                 "journal", "torn_down", "oom_killed")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
                  owner_pid: int | None = None, owner_start: int | None = None,
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
-                 journal: list[Step] | None = None, torn_down: bool = False):
+                 journal: list[Step] | None = None, torn_down: bool = False,
+                 oom_killed: bool = False):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -136,6 +144,7 @@ class Container:
         self.network = network
         self.journal: list[Step] = journal or []
         self.torn_down = torn_down
+        self.oom_killed = oom_killed  # Docker's State.OOMKilled: the cgroup's OOM counter
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -145,7 +154,8 @@ class Container:
                 "exit_code": self.exit_code, "started": self.started,
                 "finished": self.finished, "config": self.config.to_json(),
                 "network": self.network.to_json() if self.network else None,
-                "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down}
+                "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
+                "oom_killed": self.oom_killed}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -157,7 +167,8 @@ class Container:
                    owner_start=d["owner_start"], exit_code=d["exit_code"],
                    started=d["started"], finished=d["finished"],
                    network=Attachment.from_json(d["network"]),
-                   journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"])
+                   journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
+                   oom_killed=d.get("oom_killed", False))
 
     # -- derived ------------------------------------------------------------
     @property

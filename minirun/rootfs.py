@@ -58,17 +58,20 @@ class MountStep(NamedTuple):
 
 
 def plan(*, volumes=(), etc_files: dict[str, str] | None = None,
-         tty_slave: str | None = None) -> list[MountStep]:
-    """The mounts of a container, in order. `etc_files` maps /etc paths to host files."""
+         tty_slave: str | None = None, privileged: bool = False) -> list[MountStep]:
+    """The mounts of a container, in order. `etc_files` maps /etc paths to host files.
+    `privileged` (--privileged, as Docker): the host's devices in /dev, /sys read-write,
+    nothing masked and nothing of /proc read-only."""
     steps = [
         MountStep("/proc", "proc", "proc", NOSUID_NODEV_NOEXEC),
         MountStep("/dev", "tmpfs", "tmpfs", k.MS_NOSUID, "mode=755,size=65536k"),
-        MountStep("/dev", kind="devices"),
+        MountStep("/dev", kind="devices", data="host" if privileged else None),
         MountStep("/dev/pts", "devpts", "devpts", k.MS_NOSUID | k.MS_NOEXEC,
                   "newinstance,ptmxmode=0666,mode=0620,gid=5"),
         MountStep("/dev/shm", "tmpfs", "shm", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k"),
         MountStep("/dev/mqueue", "mqueue", "mqueue", NOSUID_NODEV_NOEXEC),
-        MountStep("/sys", "sysfs", "sysfs", NOSUID_NODEV_NOEXEC | k.MS_RDONLY),
+        MountStep("/sys", "sysfs", "sysfs",
+                  NOSUID_NODEV_NOEXEC | (0 if privileged else k.MS_RDONLY)),
     ]
     for name, src in sorted((etc_files or {}).items()):
         steps.append(MountStep(name, source=src, flags=k.MS_BIND, kind="file"))
@@ -78,8 +81,9 @@ def plan(*, volumes=(), etc_files: dict[str, str] | None = None,
         steps.append(MountStep(v.target, source=v.source, flags=flags, kind=kind))
     if tty_slave:
         steps.append(MountStep("/dev/console", source=tty_slave, flags=k.MS_BIND, kind="file"))
-    steps += [MountStep(p, kind="mask", optional=True) for p in MASKED_FILES + MASKED_DIRS]
-    steps += [MountStep(p, kind="readonly", optional=True) for p in READONLY_PATHS]
+    if not privileged:
+        steps += [MountStep(p, kind="mask", optional=True) for p in MASKED_FILES + MASKED_DIRS]
+        steps += [MountStep(p, kind="readonly", optional=True) for p in READONLY_PATHS]
     return steps
 
 
@@ -163,7 +167,7 @@ class RootFS:
     def apply(self, steps: list[MountStep]) -> None:
         for step in steps:
             if step.kind == "devices":
-                self._populate_dev()
+                self._populate_dev(host=step.data == "host")
                 continue
             fd = self._target_fd(step)
             if fd is None:
@@ -199,7 +203,7 @@ class RootFS:
         finally:
             os.close(fd)
 
-    def _populate_dev(self) -> None:
+    def _populate_dev(self, host: bool = False) -> None:
         devfd = self.open_in_root("/dev", os.O_PATH | os.O_DIRECTORY)
         dirfd = os.open(f"/proc/self/fd/{devfd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         os.close(devfd)
@@ -212,6 +216,8 @@ class RootFS:
                     os.symlink(target, name, dir_fd=dirfd)
                 for d in ("pts", "shm", "mqueue"):
                     os.mkdir(d, 0o755, dir_fd=dirfd)
+                if host:
+                    copy_host_devices(f"/proc/self/fd/{dirfd}")
             finally:
                 os.umask(old)
         except OSError as e:
@@ -221,6 +227,45 @@ class RootFS:
 
     def close(self) -> None:
         os.close(self.rootfd)
+
+
+# Not copied from the host's /dev for --privileged (runc's list): the host's terminals
+# and its console, and what the container has of its own (shm, mqueue, fd links).
+HOST_DEV_SKIP = frozenset({"pts", "shm", "mqueue", "fd", "console", ".lxc", ".lxd-mounts",
+                           ".udev"})
+
+
+def copy_host_devices(dest: str, source: str = "/dev") -> list[str]:
+    """--privileged: a node in `dest` (the container's fresh /dev) for every character
+    and block device of the host's /dev, with its mode and owner, as Docker does. Nodes,
+    not a bind of the host's /dev: the container keeps its own devpts (a bind would hand
+    it the host's terminals), /dev/shm and /dev/mqueue, and a device the host adds later
+    does not appear. Runs before pivot_root, while `source` is still the host's."""
+    made = []
+    for top, dirs, files in os.walk(source):
+        rel_dir = os.path.relpath(top, source)
+        if rel_dir == ".":
+            dirs[:] = [d for d in dirs if d not in HOST_DEV_SKIP]
+        for name in files:
+            if rel_dir == "." and name in HOST_DEV_SKIP:
+                continue
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue  # gone meanwhile
+            if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                continue
+            target = os.path.join(dest, rel)
+            try:
+                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+                os.mknod(target, st.st_mode, st.st_rdev)
+                os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+                os.chmod(target, stat.S_IMODE(st.st_mode))  # whatever the umask
+            except FileExistsError:
+                continue  # one of the container's own (null, zero, tty...)
+            made.append(rel)
+    return made
 
 
 def pivot_into(root: str, kern=k.kernel) -> None:

@@ -16,7 +16,9 @@ GLOBAL_OPTIONS = (
     (("--root",), "root", "value", None, "Persistent state [/var/lib/minirun]."),
     (("--runroot",), "runroot", "value", None, "Volatile state [/run/minirun]."),
     (("--firewall",), "firewall", "value", "nftables", "Firewall backend."),
-    (("--explain",), "explain", "flag", False, "Print every host change as a shell command."),
+    (("--explain",), "explain", "flag", False,
+     "Print every host change as a shell command (--explain=only: print what `run`, "
+     "`network create`/`rm` would do, and do nothing)."),
     (("--debug",), "debug", "flag", False, "Show tracebacks."),
 )
 GLOBAL_ENV = {"root": "MINIRUN_ROOT", "runroot": "MINIRUN_RUNROOT",
@@ -44,4 +46,16 @@ RUN_OPTIONS = (
     (("-p", "--publish"), "publish", "multi", (),
      "[IP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|/udp]"),
     (("--ip",), "ip", "value", None, "A static address on the network."),
+    (("--security-opt",), "security_opt", "multi", (),
+     "seccomp=unconfined, seccomp=PROFILE.json (Docker's format), no-new-privileges."),
+    (("--privileged",), "privileged", "flag", False,
+     "All capabilities, no seccomp filter, no masked paths, the host's devices."),
+    (("-m", "--memory"), "memory", "value", None, "Memory limit (bytes, or 64m, 1g...)."),
+    (("--memory-swap",), "memory_swap", "value", None,
+     "Memory + swap limit; -1 unlimited [2x --memory]."),
+    (("--cpus",), "cpus", "value", None, "Number of CPUs (CFS quota), e.g. 0.5."),
+    (("--cpu-shares",), "cpu_shares", "value", None, "Relative CPU weight (v1 shares)."),
+    (("--cpu-weight",), "cpu_weight", "value", None, "Relative CPU weight (v2, 1-10000)."),
+    (("--pids-limit",), "pids_limit", "value", None, "Maximum processes; -1 unlimited."),
+    (("--cpuset-cpus",), "cpuset_cpus", "value", None, "CPUs allowed, e.g. 0-1,3."),
 )

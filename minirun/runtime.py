@@ -38,7 +38,8 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         interactive=spec.interactive, remove=spec.remove, detach=spec.detach,
         network_mode=spec.network, requested_ip=spec.ip,
         ports=tuple(Port(p.host_ip, p.host_port, p.container_port, p.proto) for p in ports),
-        volumes=tuple(spec.volumes))
+        volumes=tuple(spec.volumes), resources=spec.resources, seccomp=spec.seccomp,
+        seccomp_profile=spec.seccomp_profile, privileged=spec.privileged)
 
 
 def check_paths(*paths: str) -> None:
@@ -64,6 +65,8 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
             c.config = c.config._replace(hostname=hostname, env=spec.container_env(hostname))
         for d in ("upper", "work", "merged"):
             (c.dir / d).mkdir(mode=0o755)
+        from .cgroups import create as create_cgroup
+        create_cgroup(c)  # journal step cg.create: the cgroup and its limits
         driver.prepare(c)
         write_etc(c, driver)
     except BaseException:

@@ -133,6 +133,147 @@ def parse_user(user: str | None) -> tuple[int, int] | None:
     return uid, gid
 
 
+class Resources(NamedTuple):
+    """Resource limits (Docker's flags), validated; None means "not limited"/"default".
+    memory_swap is Docker's total of memory and swap (-1: unlimited swap)."""
+    memory: int | None = None          # bytes (--memory)
+    memory_swap: int | None = None     # bytes, memory + swap (--memory-swap), -1 unlimited
+    cpus: float | None = None          # --cpus: CFS quota = cpus * CPU_PERIOD
+    cpu_shares: int | None = None      # --cpu-shares (v1 cpu.shares, 2..262144)
+    cpu_weight: int | None = None      # --cpu-weight (v2 cpu.weight, 1..10000)
+    pids_limit: int | None = None      # --pids-limit (None: unlimited)
+    cpuset_cpus: str | None = None     # --cpuset-cpus, e.g. "0-1,3"
+
+    @property
+    def cpu_quota(self) -> int | None:
+        return None if self.cpus is None else round(self.cpus * CPU_PERIOD)
+
+    def any(self) -> bool:
+        return any(v is not None for v in self)
+
+
+CPU_PERIOD = 100000        # microseconds, as Docker's --cpus uses
+MIN_MEMORY = 6 * 1024 * 1024  # Docker's minimum for --memory
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_bytes(value: str, flag: str) -> int:
+    """Docker's RAMInBytes: a number with an optional unit b/k/m/g/t/p (binary; "kb",
+    "mb"... too), case-insensitive: 64m, 1.5g, 1048576."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*", value, re.IGNORECASE)
+    if not m or (m.group(3) and m.group(3).lower() == "ib" and not m.group(2)):
+        raise UsageError(f"invalid {flag} {value!r}: expected a size such as 64m, 1g or "
+                         "a number of bytes")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _int(value: str, flag: str) -> int:
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise UsageError(f"invalid {flag} {value!r}: expected an integer") from None
+
+
+def parse_cpuset(value: str, available: set[int] | None = None) -> str:
+    """--cpuset-cpus "0-2,4": the syntax, and every CPU available to minirun (Docker's
+    check, with its message)."""
+    cpus: set[int] = set()
+    for part in value.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise UsageError(f"invalid --cpuset-cpus {value!r}: expected a list such as "
+                             "0-2,4")
+        lo = int(m.group(1))
+        cpus.update(range(lo, int(m.group(2) or lo) + 1))
+    if available is None:
+        available = os.sched_getaffinity(0)
+    missing = sorted(cpus - available)
+    if missing:
+        raise UsageError(f"invalid --cpuset-cpus {value!r}: requested CPUs are not "
+                         f"available (CPU {missing[0]}), available: "
+                         f"{format_cpuset(available)}")
+    return format_cpuset(cpus)
+
+
+def format_cpuset(cpus) -> str:
+    """{0, 1, 2, 4} -> "0-2,4" (the kernel's list format)."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def parse_resources(memory: str | None = None, memory_swap: str | None = None,
+                    cpus: str | None = None, cpu_shares: str | None = None,
+                    cpu_weight: str | None = None, pids_limit: str | None = None,
+                    cpuset_cpus: str | None = None, ncpus: int | None = None,
+                    available: set[int] | None = None) -> Resources:
+    """The resource flags, validated as Docker does (its messages where it has one)."""
+    mem = swap = None
+    if memory is not None:
+        mem = parse_bytes(memory, "--memory")
+        if mem == 0:
+            mem = None  # Docker: 0 means unlimited
+        elif mem < MIN_MEMORY:
+            raise UsageError(f"invalid --memory {memory!r}: minimum memory limit allowed "
+                             "is 6MB")
+    if memory_swap is not None:
+        if memory_swap.strip() == "-1":
+            swap = -1
+        else:
+            swap = parse_bytes(memory_swap, "--memory-swap")
+            if mem is None:
+                raise UsageError("--memory-swap needs --memory too (it is the total of "
+                                 "memory and swap)")
+            if swap < mem:
+                raise UsageError(f"invalid --memory-swap {memory_swap!r}: it is the total "
+                                 "of memory and swap, so it must not be less than --memory")
+    if mem is not None and swap is None:
+        swap = 2 * mem  # Docker's default: as much swap as memory
+    quota = None
+    if cpus is not None:
+        try:
+            quota = float(cpus)
+        except ValueError:
+            raise UsageError(f"invalid --cpus {cpus!r}: expected a number such as 0.5") from None
+        n = ncpus or os.cpu_count() or 1
+        if quota == 0:
+            quota = None
+        elif not 0.01 <= quota <= n:
+            raise UsageError(f"invalid --cpus {cpus!r}: range of CPUs is from 0.01 to "
+                             f"{n:.2f}, as there are only {n} CPUs available")
+    shares = weight = None
+    if cpu_shares is not None and cpu_weight is not None:
+        raise UsageError("--cpu-shares and --cpu-weight set the same thing: give one")
+    if cpu_shares is not None:
+        shares = _int(cpu_shares, "--cpu-shares")
+        if shares == 0:
+            shares = None
+        elif not 2 <= shares <= 262144:
+            raise UsageError(f"invalid --cpu-shares {cpu_shares!r}: from 2 to 262144")
+    if cpu_weight is not None:
+        weight = _int(cpu_weight, "--cpu-weight")
+        if not 1 <= weight <= 10000:
+            raise UsageError(f"invalid --cpu-weight {cpu_weight!r}: from 1 to 10000")
+    pids = None
+    if pids_limit is not None:
+        pids = _int(pids_limit, "--pids-limit")
+        if pids < -1:
+            raise UsageError(f"invalid --pids-limit {pids_limit!r}: a positive number, "
+                             "or 0 or -1 for unlimited")
+        if pids <= 0:
+            pids = None
+    cpuset = parse_cpuset(cpuset_cpus, available) if cpuset_cpus is not None else None
+    return Resources(mem, swap, quota, shares, weight, pids, cpuset)
+
+
 class ContainerSpec(NamedTuple):
     rootfs: str
     command: tuple[str, ...]
@@ -151,6 +292,10 @@ class ContainerSpec(NamedTuple):
     caps: tuple[str, ...] = ()
     network: str = "bridge"
     ip: str | None = None
+    resources: Resources = Resources()
+    seccomp: str = "default"             # default | unconfined | custom
+    seccomp_profile: str | None = None   # custom: the checked profile, compact JSON
+    privileged: bool = False
 
     def validate(self) -> "ContainerSpec":
         if not self.command:
@@ -165,6 +310,11 @@ class ContainerSpec(NamedTuple):
             check_name(self.name)
         if self.hostname is not None:
             check_hostname(self.hostname)
+        if self.seccomp not in ("default", "unconfined", "custom"):
+            raise UsageError(f"invalid seccomp mode {self.seccomp!r}")
+        if self.seccomp == "custom":  # libseccomp must accept it before anything exists
+            from .seccomp import check
+            check(self.seccomp, self.seccomp_profile, self.caps)
         return self
 
     def container_env(self, hostname: str) -> dict[str, str]:
@@ -175,3 +325,17 @@ class ContainerSpec(NamedTuple):
             env["TERM"] = os.environ.get("TERM", "xterm")
         env.update(self.env)
         return env
+
+
+def parse_security_opts(values: tuple[str, ...], privileged: bool = False
+                        ) -> tuple[str, str | None]:
+    """--security-opt and --privileged -> (seccomp mode, custom profile or None). A
+    profile file is read and checked here (bad JSON, an unknown action: UsageError).
+    --privileged runs unconfined whatever --security-opt says, as in Docker."""
+    mode, profile = "default", None
+    if values:
+        from .seccomp import security_opts
+        mode, profile = security_opts(values)
+    if privileged:
+        return "unconfined", None
+    return mode, profile

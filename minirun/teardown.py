@@ -29,7 +29,12 @@ def _undo_network(c: Container, steps: list[Step]) -> list[Failure]:
     return driver_of(c).undo(c, steps)
 
 
-UNDO: dict[str, Undo] = {"net": _undo_network}
+def _undo_cgroup(c: Container, steps: list[Step]) -> list[Failure]:
+    from .cgroups import undo
+    return undo(c, steps)
+
+
+UNDO: dict[str, Undo] = {"net": _undo_network, "cg": _undo_cgroup}
 
 
 def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:

@@ -58,15 +58,22 @@ class Host:
         self.dir = Path(tempfile.mkdtemp(prefix=f"minirun-{name}-"))
         self.root = self.dir / "lib"
         self.runroot = self.dir / "run"
+        aside = self.dir / "cgroup"
+        aside.mkdir()
         # The shell holds the namespaces open; `exec sleep` keeps its PID.
+        # A fresh sysfs hides /sys/fs/cgroup: its mounts are put aside first and put
+        # back onto the new one.
         script = (
+            f"mount --rbind /sys/fs/cgroup {aside} && "
+            "mount -t sysfs sysfs /sys && "
+            f"mount --rbind {aside} /sys/fs/cgroup && umount -l {aside} && "
             "mount --make-rprivate / && "
             # netns names the real host has are not ours: drop our copies of them
             "for m in $(awk '$5 ~ \"^/run/netns/\" {print $5}' /proc/self/mountinfo); do "
             "umount -l $m; done; "
             "mount -t tmpfs -o mode=755 tmpfs /run/netns 2>/dev/null || "
             "{ mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns; } ; "
-            "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity"
+            "ip link set lo up && exec sleep infinity"
         )
         self.proc = subprocess.Popen(
             ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script],
@@ -136,13 +143,22 @@ class Host:
                 records += sorted(str(p.relative_to(self.dir)) for p in base.rglob("*")
                                   if p.is_file() and _counts(p))
         procs = self.sh("ps -e -o pid= -o args= || true")
+        # cgroups are host-wide: count this state root's only (minirun-<root tag>)
+        import hashlib
+        tag = "minirun-" + hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        cgroups = []
+        for top, dirs, _files in os.walk("/sys/fs/cgroup"):
+            if tag in top.split("/"):
+                cgroups.append(top)
+            elif top.count("/") >= 5:
+                dirs[:] = [d for d in dirs if d == tag]
         containers = _container_processes(str(self.root))
         return {"links": sorted(links), "nft": nft, "iptables": ipt, "netns": netns,
                 "mounts": mounts, "records": records,
                 # the PID namespace is the real host's: count only this host's monitors
                 "container_procs": [l for l in procs.splitlines()
                                     if "minirun-monitor" in l and str(self.root) in l],
-                "containers": containers}
+                "containers": containers, "cgroups": sorted(cgroups)}
 
     def close(self) -> None:
         # Stop whatever minirun left running inside (best effort), then drop the namespaces.
