@@ -23,10 +23,20 @@ def network():
 @click.option("--subnet", help="CIDR, e.g. 192.168.15.0/24 [a free 10.x.y.0/24].")
 @click.option("--gateway", help="The bridge's address [first address of the subnet].")
 @click.option("--bridge", help="Bridge interface name [mr-NAME].")
+@click.option("--routed", is_flag=True,
+              help="No NAT: other hosts with a route to the subnet via this host reach the "
+                   "published container ports at the containers' own addresses.")
+@click.option("-o", "--opt", "opts", multiple=True, metavar="KEY=VALUE",
+              help="com.docker.network.bridge.gateway_mode_ipv4=nat|routed|nat-unprotected, "
+                   "com.docker.network.bridge.name=IFNAME.")
 @click.argument("name")
 @click.pass_context
-def create(ctx, subnet, gateway, bridge, name):
-    net = _store(ctx).create(name, subnet, gateway, bridge)
+def create(ctx, subnet, gateway, bridge, routed, opts, name):
+    """Create a network: its record, then its bridge, gateway address and firewall rules."""
+    from .network.networks import parse_options
+    mode, bridge = parse_options(opts, routed, bridge)
+    net = _store(ctx).create(name, subnet, gateway, bridge, mode=mode,
+                             firewall=ctx.obj["firewall"])
     click.echo(net.name)
 
 
@@ -34,13 +44,14 @@ def create(ctx, subnet, gateway, bridge, name):
 @click.pass_context
 def ls(ctx):
     store = _store(ctx)
-    rows = [("NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS")]
+    rows = [("NAME", "BRIDGE", "SUBNET", "GATEWAY", "MODE", "CONTAINERS")]
     nets = store.all()
     if not any(n.name == "bridge" for n in nets):
         nets.insert(0, store.default())
     for n in nets:
-        rows.append((n.name, n.bridge, n.subnet, n.gateway, str(len(store.containers_of(n)))))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((n.name, n.bridge, n.subnet, n.gateway, n.mode,
+                     str(len(store.containers_of(n)))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
@@ -57,6 +68,37 @@ def inspect(ctx, name):
         containers[c.name] = {"id": c.id, "ip": att.ip, "mac": att.mac, "veth": att.veth,
                               "netns": att.netns, "ports": [p._asdict() for p in att.ports]}
     click.echo(json.dumps(dict(asdict(net), containers=containers), indent=2, sort_keys=True))
+
+
+@network.command("diagram")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "svg", "png"]),
+              default="text", show_default=True,
+              help="text for the terminal; dot, svg, png through Graphviz.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to FILE instead of standard output (svg and png need one unless "
+                   "standard output is not a terminal).")
+@click.argument("name", required=False)
+@click.pass_context
+def diagram(ctx, fmt, output, name):
+    """Draw the network topology from live kernel state: host interfaces, bridges, veth
+    cables and the namespaces at their ends, addresses, routes, published ports, modes.
+    With NAME, only that network's bridge and what is plugged into it."""
+    import sys
+    from .network import diagram as d
+    topo = d.read_topology(ctx.obj["paths"])
+    if name is not None:
+        net = _store(ctx).get(name)
+        topo = d.restrict(topo, net.name, net.bridge, net.subnet)
+    data = d.render(topo, fmt)
+    if output:
+        with open(output, "wb") as f:
+            f.write(data)
+    elif fmt in ("svg", "png") and sys.stdout.isatty():
+        from .errors import UsageError
+        raise UsageError(f"--format {fmt} writes a picture: give -o FILE")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
 
 @network.command("rm")
@@ -80,20 +122,31 @@ def rm(ctx, names):
 def reload(ctx):
     """Restore minirun's firewall rules for every active network (after the host's
     firewall was reloaded or flushed), with every running container's published ports."""
-    from .heal import check
-    for name in check(ctx.obj["paths"], force=True, quiet=True):
+    from .heal import check, ensure_idle
+    restored = check(ctx.obj["paths"], force=True, quiet=True)
+    # networks made by `network create` whose bridge is gone (a reboot empties /run)
+    restored += ensure_idle(ctx.obj["paths"], ctx.obj["firewall"])
+    for name in restored:
         click.echo(name)
 
 
 @network.command("prune")
 @click.pass_context
 def prune(ctx):
-    """Remove every network with no container attached (the default one stays)."""
+    """Remove every network with no container attached, with its bridge and rules (the
+    default one stays)."""
     store = _store(ctx)
+    failed = None
     for n in store.all():
         if n.name != "bridge" and not store.containers_of(n):
-            store.remove(n.name)
-            click.echo(n.name)
+            try:
+                store.remove(n.name)
+                click.echo(n.name)
+            except MinirunError as e:
+                click.echo(f"minirun: {e}", err=True)
+                failed = e
+    if failed:
+        ctx.exit(failed.exit_code)
 
 
 @click.group()

@@ -17,14 +17,19 @@ import sys
 
 from .errors import MinirunError
 from .launch import FORWARDED_SIGNALS, kill_and_reap, start
-from .lifecycle import finish, report
+from .lifecycle import explain_teardown, finish, report
 from .record import Container
 from .state import proc_start_time, save
 from .sync import reported_error
 
 
 def run_detached(c: Container, driver, firewall: str, out) -> int:
-    from . import monitor
+    from . import monitor, oplog
+    if oplog.dry_run:  # --explain=only: the plan ends before any process would start
+        start(c, driver)
+    if oplog.listening():  # --explain: also into explain.log, the container's whole life
+        oplog.log_to(c.explain_path, oplog.comment(
+            f"{_now()} minirun run: container {c.name} ({c.id[:12]}) starts"), backlog=True)
     monitor_bin = monitor.binary()  # before forking: compile errors belong to the CLI
     r, w = os.pipe()
     sys.stdout.flush()
@@ -108,6 +113,7 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         # No C compiler: stay as a (larger) Python monitor.
         from .init import exit_code
         _, status = os.waitpid(pid, 0)
+        explain_teardown(c, exit_code(status))
         report(finish(c, exit_code(status)))
         code = 0
     except BaseException as e:
@@ -122,3 +128,9 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         else:
             _write_quiet(report_fd, f"error 125 monitor failed: {e!r}")
     os._exit(code)
+
+
+def _now() -> str:
+    import time
+    return time.strftime("%Y-%m-%d %H:%M:%S %z")
+

@@ -112,11 +112,44 @@ def parse(argv: list[str]):
     return globs, opts, rest[0], rest[1:]
 
 
+PLANNABLE = (("run",), ("network", "create"), ("network", "rm"))
+
+
+def explain_only(argv: list[str]) -> tuple[list[str], bool]:
+    """`--explain=only` among the global options: argv with a plain `--explain` instead,
+    and True (a plan: print what would be done, do nothing). Raises UsageError for a
+    command that cannot be planned."""
+    by_flag = _table(GLOBAL_OPTIONS)
+    i, at = 0, None
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        if argv[i] == "--explain=only":
+            at = i
+        kind = by_flag.get(argv[i], (None, "flag"))[1]
+        i += 2 if kind != "flag" else 1
+    if at is None:
+        return argv, False
+    sub = tuple(argv[i:i + 2])
+    if not any(sub[:len(p)] == p for p in PLANNABLE):
+        from .errors import UsageError
+        raise UsageError("--explain=only plans `run`, `network create` and "
+                         "`network rm` (other commands: --explain)")
+    return argv[:at] + ["--explain"] + argv[at + 1:], True
+
+
 def main() -> None:
-    parsed = parse(sys.argv[1:])
+    argv = sys.argv[1:]
+    if "--explain=only" in argv:
+        from . import oplog
+        from .errors import MinirunError
+        try:
+            argv, oplog.dry_run = explain_only(argv)
+        except MinirunError as e:
+            print(f"minirun: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+    parsed = parse(argv)
     if parsed is None:
         from .cli import main as click_main
-        click_main(prog_name="minirun")
+        click_main(args=argv, prog_name="minirun")
         return
     globs, opts, rootfs, command = parsed
     from .errors import MinirunError

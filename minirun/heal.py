@@ -16,6 +16,13 @@ network's rules and every running container's published ports from the
 records, turns `route_localnet` back on, and says so on stderr in one line.
 `minirun network reload` does the same for every active network on demand,
 as `podman network reload` does.
+
+Active networks are those with a marker: the default network while it has a
+container, and every network made by `network create` from its creation to its
+`network rm` -- also while no container is attached, so an idle network's rules
+come back after a flush too. After a reboot (the run root is emptied) the
+bridge of an idle network returns with its first container, or at once with
+`minirun network reload` (`ensure_idle`).
 """
 from __future__ import annotations
 
@@ -77,3 +84,23 @@ def check(paths: Paths, force: bool = False, quiet: bool = False) -> list[str]:
               f"{', '.join(restored)}: restored them, with the published ports of "
               f"{counted} running container(s)", file=sys.stderr)
     return restored
+
+
+def ensure_idle(paths: Paths, firewall: str) -> list[str]:
+    """Make the bridge and rules of every network made by `network create` that has none
+    (after a reboot); returns their names."""
+    from .network.bridge import BridgeDriver
+    from .network.networks import DEFAULT_NETWORK, NetworkStore
+    store = NetworkStore(paths)
+    active = {name for name, _ in active_networks(paths)}
+    made = []
+    for net in store.all():
+        if net.name == DEFAULT_NETWORK or net.name in active \
+                or store.creating_path(net.name).exists():
+            continue
+        try:
+            BridgeDriver(paths, net, firewall).create_network()
+            made.append(net.name)
+        except MinirunError as e:
+            print(f"minirun: cannot set up network {net.name}: {e}", file=sys.stderr)
+    return made

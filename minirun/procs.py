@@ -23,6 +23,36 @@ def _ns_inode(pid: int | str) -> int | None:
         return None
 
 
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "uts", "user")
+
+
+def host_reference() -> int:
+    """Whose namespaces stand for the host's: PID 1's, or, where PID 1's cannot be read
+    (a sandbox, a restricted /proc), minirun's own."""
+    try:
+        os.readlink("/proc/1/ns/net")
+        return 1
+    except OSError:
+        return os.getpid()
+
+
+def namespace_ids(pid: int, host_pid: int = 1) -> list[dict]:
+    """The namespaces of `pid` beside those of `host_pid` (the host's: PID 1's), as
+    /proc/PID/ns/* shows them (`net:[4026531840]`: the inode is the identity); `shared`
+    when both are in the same one."""
+    out = []
+    for ns in NAMESPACES:
+        ids = []
+        for p in (pid, host_pid):
+            try:
+                ids.append(os.readlink(f"/proc/{p}/ns/{ns}"))
+            except OSError:
+                ids.append(None)
+        out.append({"namespace": ns, "container": ids[0], "host": ids[1],
+                    "shared": ids[0] is not None and ids[0] == ids[1]})
+    return out
+
+
 def _status(pid: str) -> dict[str, str]:
     out = {}
     with open(f"/proc/{pid}/status") as f:

@@ -4,7 +4,8 @@ prepare, before fork (journaled, no kernel object):
   net.lease   an address from the network's IPAM (a file tagged with the container id)
   net.port    each host port reserved (a file tagged with the container id)
 attach, for container C on network N (bridge B, gateway G), each a journal step:
-  net.bridge  (first container on N) ip link add B address MAC type bridge; alias;
+  net.bridge  (ensured by every container; made by `network create` for a user network,
+              by the first container for the default one) ip link add B address MAC type bridge; alias;
               ip addr add G/len dev B; up; sysctl net.ipv4.ip_forward=1; the network's
               firewall rules (masquerade, isolation, the 127/8 drop); and only then
               net.ipv4.conf.B.route_localnet=1
@@ -21,8 +22,9 @@ the namespace's inode. A link that is not provably ours is never given an
 address, a port, or deleted.
 
 undo walks back: firewall entries and the veth in parallel threads (their kernel
-waits overlap), the name of the namespace, and, for the network's last
-container, the bridge and the network's rules in the same batches (netavark's
+waits overlap), the name of the namespace, and, for the default network's last
+container (a network made by `network create` keeps them until `network rm`),
+the bridge and the network's rules in the same batches (netavark's
 order: firewall first, bridge last and only when empty); then the reservations.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..failures import Failure, attempt, in_parallel
 from . import netns
 from .firewall import NetworkInfo, PortForward, get_firewall
 from .macs import bridge_mac, container_mac, veth_mac
-from .networks import Network, NetworkStore
+from .networks import Network, NetworkStore, _network
 from .ports import host_port_in_use, pick_free_port
 from .reservations import PortReservations
 
@@ -58,6 +60,8 @@ def set_sysctl(path: str, value: str, why: str | None = None) -> None:
     except OSError:
         pass
     oplog.record(f"sysctl -w {path}={value}", why=why)
+    if oplog.skip():
+        return
     with open(full, "w") as f:
         f.write(value)
 
@@ -92,6 +96,12 @@ class BridgeDriver:
     @classmethod
     def from_record(cls, paths: Paths, att: Attachment) -> "BridgeDriver":
         net = Network(att.network, att.subnet, att.gateway, att.bridge)
+        try:  # the gateway mode is the network's (the attachment predates it)
+            data = fsutil.read_json(NetworkStore(paths).record_path(att.network))
+            if data and data.get("subnet") == att.subnet and data.get("bridge") == att.bridge:
+                net = _network(data)
+        except (OSError, ValueError, TypeError):
+            pass
         return cls(paths, net, att.firewall or "nftables")
 
     @property
@@ -102,7 +112,15 @@ class BridgeDriver:
 
     @property
     def info(self) -> NetworkInfo:
-        return NetworkInfo(self.net.name, self.net.bridge, self.net.subnet, self.net.gateway)
+        return NetworkInfo(self.net.name, self.net.bridge, self.net.subnet, self.net.gateway,
+                           self.net.mode)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the network's bridge and rules come and go with its containers: only the
+        default network's. A network made by `network create` keeps them until `network rm`."""
+        from .networks import DEFAULT_NETWORK
+        return self.net.name == DEFAULT_NETWORK
 
     @property
     def alias(self) -> str:
@@ -220,7 +238,9 @@ class BridgeDriver:
         makes nft load a cache that grows with the maps."""
         nl.ensure_bridge(self.net.bridge, self.net.gateway, self.net.prefixlen,
                          self.bridge_mac, self.alias)
-        set_sysctl("net.ipv4.ip_forward", "1", why="route between the bridge and the rest")
+        set_sysctl("net.ipv4.ip_forward", "1",
+                   why="let the host route between the bridge and its other interfaces "
+                   "(host-wide; left on, as Docker does)")
         faults.check("attach.firewall-network")
         ready = {"bridge_index": nl.index(self.net.bridge), "firewall": self.firewall_name}
         if fsutil.read_json(self.ready_marker) != ready:
@@ -228,11 +248,59 @@ class BridgeDriver:
             fsutil.write_json(self.ready_marker, ready)
         self._route_localnet_on()
 
+    # -- `network create` / `network rm` ------------------------------------------
+    def create_network(self) -> None:
+        """Make the bridge (fixed MAC, alias), its address, up, ip_forward, the network's
+        rules, and only then route_localnet: `network create`, as Docker does. Idempotent
+        (every piece is an ensure), so a retry after a kill finishes the job."""
+        from .netlink import Netlink
+        self._firewall().check_available()
+        self._check_bridge()
+        fw = self._firewall()
+        with self.store.net_lock(self.net):
+            nl = Netlink()
+            try:
+                faults.check("network.create")
+                self._ensure_network(nl, fw)
+            finally:
+                nl.close()
+
+    def remove_network(self) -> list[Failure]:
+        """`network rm`: the network's rules (in each backend they may be in: the marker's,
+        and the other where its tools exist), the bridge if it carries the network's MAC,
+        the marker. Returns the failures."""
+        import shutil
+        from .firewall import BACKENDS
+        from .netlink import Netlink
+        marker = fsutil.read_json(self.ready_marker) or {}
+        backends = [b for b in BACKENDS
+                    if b == marker.get("firewall") or b == "nftables"
+                    or shutil.which("iptables-restore")]
+        failures: list[Failure] = []
+        with self.store.net_lock(self.net):
+            # iptables first: the nftables backend's compatibility rules share its chain
+            for b in sorted(backends, key=lambda b: b != "iptables"):
+                fw = self._firewall(b)
+                failures += attempt(f"remove {b} rules of network", self.net.name,
+                                    lambda fw=fw: fw.teardown_network(self.info))
+            nl = Netlink()
+            try:
+                failures += attempt("ip link del", self.net.bridge,
+                                    lambda: nl.delete_bridge_if_ours(self.net.bridge,
+                                                                     self.bridge_mac))
+            finally:
+                nl.close()
+            if not failures:
+                self.ready_marker.unlink(missing_ok=True)
+        return failures
+
     def _route_localnet_on(self) -> None:
         # Only on the bridge, never on "all", and only once the firewall drops 127/8
         # arriving from anywhere but lo (CVE-2020-8558): DNAT from 127.0.0.1 needs it.
         set_sysctl(f"net.ipv4.conf.{self.net.bridge}.route_localnet", "1",
-                   why="let DNAT send 127.0.0.1 traffic out to the bridge")
+                   why="let DNAT send traffic for 127.0.0.1 out to the bridge (published "
+                   "ports answer on localhost); only now that the rules drop 127/8 from "
+                   "anywhere but lo")
 
     # -- self-healing (heal.py) ---------------------------------------------------
     def firewall_intact(self) -> bool:
@@ -274,7 +342,7 @@ class BridgeDriver:
         ipam = self.store.ipam(self.net)
         veth = (att.veth or veth_name(c.id), veth_mac(c.id))
         fwds = forwards(att) if att.ip else []
-        failures = netns.undo_steps(c, steps)
+        failures: list[Failure] = []
 
         def links(names):
             def run():
@@ -301,7 +369,8 @@ class BridgeDriver:
         with self.store.net_lock(self.net):
             # The last container on the network takes the bridge and the network's rules
             # with it; holding the lock keeps a new container from attaching meanwhile.
-            last = "net.bridge" in kinds and not ipam.others_exist(att.ip)
+            # (a network made by `network create` keeps its bridge until `network rm`)
+            last = self.lazy and "net.bridge" in kinds and not ipam.others_exist(att.ip)
             veths = [veth] if "net.veth" in kinds else []
             jobs = []
             if "net.fw" in kinds or last:
@@ -309,12 +378,17 @@ class BridgeDriver:
             if veths or last:
                 jobs.append(links(veths + ([(self.net.bridge, self.bridge_mac)] if last else [])))
             failures += in_parallel(jobs)
+            # The name of the namespace goes after the veth: deleted in this order, the
+            # commands --explain prints replay without an error (the veth would otherwise
+            # vanish with the namespace first).
+            failures += netns.undo_steps(c, steps)
             failures += self._release(c, steps)
             if last:
                 self.ready_marker.unlink(missing_ok=True)
                 return failures
         # Two containers that left at once may each have seen the other: check again.
-        return failures + (self.remove_if_unused([fw]) if "net.bridge" in kinds else [])
+        return failures + (self.remove_if_unused([fw])
+                           if "net.bridge" in kinds and self.lazy else [])
 
     def _release(self, c: Container, steps: list[Step]) -> list[Failure]:
         failures = []
@@ -330,8 +404,11 @@ class BridgeDriver:
 
     def remove_if_unused(self, firewalls: list) -> list[Failure]:
         """With no lease left on the network, its rules (in each of `firewalls`) and its
-        bridge go (only if the bridge is ours); returns the failures."""
+        bridge go (only if the bridge is ours); returns the failures. Only the default
+        network's: a network made by `network create` keeps them until `network rm`."""
         from .netlink import Netlink
+        if not self.lazy:
+            return []
         with self.store.net_lock(self.net):
             if self.store.ipam(self.net).leases():
                 return []

@@ -31,9 +31,12 @@ def _fail(cmd: str, e: OSError) -> SyscallError:
     return SyscallError(cmd, None, e.errno or errno.EIO)
 
 
-def _do(cmd: str, step, ok_errnos: tuple[int, ...] = ()) -> None:
-    """Record `cmd` in the operation log, run the netlink step, name `cmd` if it fails."""
-    oplog.record(cmd)
+def _do(cmd: str, step, ok_errnos: tuple[int, ...] = (), why: str | None = None) -> None:
+    """Record `cmd` in the operation log, run the netlink step, name `cmd` if it fails
+    (a plan, --explain=only, records it only)."""
+    oplog.record(cmd, why)
+    if oplog.skip():
+        return
     try:
         step()
     except OSError as e:
@@ -122,7 +125,16 @@ class Netlink:
         link = self.link(name)
         if link is None:
             cmd = f"ip link add {name} address {mac} type bridge"
-            oplog.record(cmd)
+            oplog.record(cmd, why="the \"virtual switch\": one bridge per network, made once "
+                         "for the network; its MAC, derived from the network, proves it is "
+                         "minirun's")
+            if oplog.skip():  # a plan: say what would follow on a new bridge
+                _do(f"ip link set {name} alias {_alias_arg(alias)}", None,
+                    why="a label for people: whose bridge this is")
+                _do(f"ip addr add {address}/{prefixlen} dev {name}", None,
+                    why="the gateway: the bridge's own address on the network")
+                _do(f"ip link set {name} up", None)
+                return True
             try:
                 self.nl.add_bridge(name, mac)
                 created = True
@@ -142,10 +154,12 @@ class Netlink:
         idx = link.index
         if link.alias != alias:
             _do(f"ip link set {name} alias {_alias_arg(alias)}",
-                lambda: self.nl.set_link(idx, alias=alias))
+                lambda: self.nl.set_link(idx, alias=alias),
+                why="a label for people: whose bridge this is")
         if address not in self.nl.addresses(idx):
             _do(f"ip addr add {address}/{prefixlen} dev {name}",
-                lambda: self.nl.add_address(idx, address, prefixlen), (errno.EEXIST,))
+                lambda: self.nl.add_address(idx, address, prefixlen), (errno.EEXIST,),
+                why="the gateway: the bridge's own address on the network")
         if not link.up or created:
             _do(f"ip link set {name} up", lambda: self.nl.set_link(idx, up=True))
         return created
@@ -188,9 +202,13 @@ class Netlink:
             group = 0x40000000 | ((group + 1) & 0x3FFFFFFF)
         for n, i in found:
             _do(f"ip link set {n} group {group}", lambda: self.nl.set_group(i, group),
-                (errno.ENODEV,))
+                (errno.ENODEV,), why=f"gather {n} into a link group of its own, to delete "
+                "the links in one go (one kernel wait instead of one each)")
         cmd = f"ip link del group {group}"
-        oplog.record(cmd)
+        oplog.record(cmd, why="delete the links (a veth takes its peer in the container "
+                     "with it)")
+        if oplog.skip():
+            return foreign
         proc = _spawn_quiet(cmd.split())
         deadline = time.monotonic() + 5
         while proc is not None and any(self.index(n) is not None for n, _ in found):
@@ -213,7 +231,8 @@ class Netlink:
         if link is None or link.kind != "bridge" or link.mac != normalize(mac):
             return False
         _do(f"ip link del {name}", lambda: self.nl.del_link(link.index),
-            (errno.ENODEV, errno.ENOENT))
+            (errno.ENODEV, errno.ENOENT), why="no container is left on the network: "
+            "the switch goes")
         return True
 
     def bridge_ports(self, bridge: str) -> list[str]:
@@ -234,23 +253,31 @@ class Netlink:
         must carry it (be ours) or nothing is plugged into it (Conflict)."""
         host_mac, peer_mac = normalize(host_mac), normalize(peer_mac)
         br = self.link(bridge)
+        if br is None and oplog.skip():  # a plan: the bridge would have been made before
+            br = LinkInfo(0, bridge, "bridge", normalize(bridge_mac) if bridge_mac else None,
+                          None, 0)
         if br is None or (bridge_mac is not None
                           and (br.kind != "bridge" or br.mac != normalize(bridge_mac))):
             what = "is gone" if br is None else f"is not minirun's ({_describe(br)})"
             raise Conflict(f"cannot plug {host_ifname} into {bridge}: the bridge {what}")
         _do(f"ip link add {host_ifname} address {host_mac} type veth "
             f"peer name {peer_ifname} address {peer_mac} netns {netns_name}",
-            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd, host_mac, peer_mac))
-        idx = self.index(host_ifname)
+            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd, host_mac, peer_mac),
+            why=f"the \"virtual cable\" between the container and the switch: {host_ifname} "
+            f"stays on the host, {peer_ifname} goes into the container's namespace; the MACs, "
+            "derived from the container, prove the cable is minirun's")
+        idx = None if oplog.skip() else self.index(host_ifname)
         # by index: the very bridge judged above, even if its name changed hands since
         label = f" alias {_alias_arg(alias)}" if alias is not None else ""
         _do(f"ip link set {host_ifname} master {bridge} up{label}",
-            lambda: self.nl.set_link(idx, up=True, master=br.index, alias=alias))
+            lambda: self.nl.set_link(idx, up=True, master=br.index, alias=alias),
+            why="plug the host end into the switch, switch it on, label it")
         # Hairpin: a container reaching its own published port has its DNATed packet
         # bridged straight back out of the port it came in on (br_netfilter does the
         # DNAT at the bridge layer); without hairpin mode the bridge drops it.
         _do(f"bridge link set dev {host_ifname} hairpin on",
-            lambda: self.nl.set_hairpin(idx))
+            lambda: self.nl.set_hairpin(idx),
+            why="hairpin: the container can reach its own published port")
         return idx
 
     def configure_container(self, netns_fd: int, netns_name: str, ifname: str, address: str,
@@ -260,12 +287,15 @@ class Netlink:
             idx = nl.link_index(ifname)
             lo = nl.link_index("lo")
             _do(f"ip -n {netns_name} addr add {address}/{prefixlen} dev {ifname}",
-                lambda: nl.add_address(idx, address, prefixlen))
+                lambda: nl.add_address(idx, address, prefixlen),
+                why="inside the container: its address on the network")
             _do(f"ip -n {netns_name} link set {ifname} up", lambda: nl.set_link(idx, up=True))
-            _do(f"ip -n {netns_name} link set lo up", lambda: nl.set_link(lo, up=True))
+            _do(f"ip -n {netns_name} link set lo up", lambda: nl.set_link(lo, up=True),
+                why="its loopback (PID 1 has switched it on already; this changes nothing)")
             if gateway:
                 _do(f"ip -n {netns_name} route add default via {gateway}",
-                    lambda: nl.add_default_route(gateway))
+                    lambda: nl.add_default_route(gateway),
+                    why="everything that is not on the network goes to the gateway, the bridge")
 
     def routes(self) -> list[str]:
         """Destinations of the host's IPv4 routes (main table), as CIDRs, for overlap checks."""
@@ -292,7 +322,11 @@ def flush_udp_conntrack(ports: list[int]) -> int:
     ct = Conntrack()
     try:
         for port in ports:
-            oplog.record(f"conntrack -D -p udp --dport {port}")
+            oplog.record(f"conntrack -D -p udp --dport {port} || true",
+                         why="forget UDP flows that began before the port was published, or "
+                         "they would miss the new DNAT (none to forget: not an error)")
+            if oplog.skip():
+                continue
             match = NFCTAttrTuple(proto=socket.IPPROTO_UDP, dport=port)
             for entry in list(ct.dump_entries(tuple_orig=match)):
                 try:

@@ -44,8 +44,11 @@ def check_free(name: str) -> None:
 
 def attach(name: str, pid: int, tag: str) -> None:
     """Bind-mount /proc/PID/ns/net at /run/netns/NAME (`ip netns attach NAME PID`)."""
-    oplog.record(f"ip netns attach {name} {pid}",
-                 why="name the container's network namespace, so `ip netns` lists it")
+    oplog.record(f"ip netns attach {name} {oplog.pid_text(pid)}",
+                 why=f"name the network namespace of the container's PID 1 (PID "
+                 f"{oplog.pid_text(pid)}): `ip netns` lists it, `ip -n {name}` works in it")
+    if oplog.skip():
+        return
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
     target = path(name)
     try:
@@ -89,6 +92,8 @@ def detach(name: str, tag: str, ns: list[int] | None) -> str | None:
             return f"{target} is a mount of another network namespace"
         oplog.record(f"ip netns delete {name}", why="the name goes; the namespace dies with "
                      "its last process, taking the container's end of the veth with it")
+        if oplog.skip():
+            return None
         try:
             k.kernel.umount(target, k.MNT_DETACH)
         except SyscallError as e:

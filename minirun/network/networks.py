@@ -1,9 +1,24 @@
 """Networks as objects: `minirun network create/ls/inspect/rm/prune` and the default network.
 
-A network is a record (name, subnet, gateway, bridge name). Its kernel objects
--- the bridge and the network-wide firewall rules -- exist only while at least
-one container is attached (made by the first attach, removed by the last
-detach), so an idle host carries nothing of minirun's.
+A network is a record (name, subnet, gateway, bridge name, gateway mode). Its
+kernel objects are the bridge and the network-wide firewall rules:
+
+- a network made with `network create` gets them at once, as Docker's do (the
+  lesson builds the switch before plugging hosts in), and keeps them until
+  `network rm` -- also while no container is attached. The record is written
+  first, with a `NAME.creating` marker that goes once the kernel objects are
+  complete: a `network create` killed midway is rolled back by the next
+  `network create` of that name or by `network rm` (the bridge only if it carries
+  the network's MAC).
+- the default network `bridge` stays lazy: made by its first container, removed
+  with its last, so a host where minirun runs nothing carries nothing of it.
+
+Gateway modes (Docker 28's names, `-o com.docker.network.bridge.gateway_mode_ipv4=`):
+`nat` (default: egress masqueraded, other hosts reach only published ports, at
+the host's address), `routed` (no masquerade; other hosts with a route to the
+subnet via this host reach the PUBLISHED container ports at the container's own
+address, and the container sees their real address), `nat-unprotected`
+(masquerade, and routed access to every port).
 """
 from __future__ import annotations
 
@@ -15,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import fsutil
-from ..errors import Conflict, NotFound, UsageError
+from ..errors import Conflict, MinirunError, NotFound, UsageError
 from ..spec import check_name
 from ..state import Paths, all_containers
 from .ipam import Ipam, choose_free_subnet, parse_network, subnet_overlaps
@@ -28,6 +43,10 @@ DEFAULT_CANDIDATES = [f"10.99.{i}.0/24" for i in range(256)]
 IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
 # Ranges no bridge network may touch (RFC 6890): a subnet there would capture the host's
 # own loopback, link-local (cloud metadata), multicast or broadcast traffic.
+GATEWAY_MODES = ("nat", "routed", "nat-unprotected")
+# `network create -o KEY=VALUE`: the Docker options minirun understands
+OPT_GATEWAY_MODE = "com.docker.network.bridge.gateway_mode_ipv4"
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 SPECIAL_RANGES = (("0.0.0.0/8", "this network"), ("127.0.0.0/8", "loopback"),
                   ("169.254.0.0/16", "link-local"), ("224.0.0.0/4", "multicast"),
                   ("240.0.0.0/4", "class E and broadcast"))
@@ -41,10 +60,44 @@ class Network:
     bridge: str
     driver: str = "bridge"
     created: float = 0.0
+    mode: str = "nat"  # gateway mode: nat | routed | nat-unprotected (records before: nat)
 
     @property
     def prefixlen(self) -> int:
         return ipaddress.ip_network(self.subnet).prefixlen
+
+
+def _network(data: dict) -> Network:
+    """A record as written by any version: unknown keys ignored, missing ones defaulted."""
+    fields = Network.__dataclass_fields__
+    return Network(**{k: v for k, v in data.items() if k in fields})
+
+
+def parse_options(opts: tuple[str, ...] | list[str], routed: bool = False,
+                  bridge: str | None = None) -> tuple[str, str | None]:
+    """`--routed` and `-o KEY=VALUE` -> (gateway mode, bridge name); unknown keys refused."""
+    mode = "routed" if routed else None
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise UsageError(f"invalid option {opt!r}: expected KEY=VALUE")
+        if key == OPT_GATEWAY_MODE:
+            if value == "isolated":
+                raise UsageError(f"{key}=isolated is not supported by minirun")
+            if value not in GATEWAY_MODES:
+                raise UsageError(f"invalid {key} {value!r} (choose from "
+                                 f"{', '.join(GATEWAY_MODES)})")
+            if mode is not None and mode != value:
+                raise UsageError(f"conflicting gateway modes {mode!r} and {value!r}")
+            mode = value
+        elif key == OPT_BRIDGE_NAME:
+            if bridge is not None and bridge != value:
+                raise UsageError(f"conflicting bridge names {bridge!r} and {value!r}")
+            bridge = value
+        else:
+            raise UsageError(f"unknown network option {key!r} (known: {OPT_GATEWAY_MODE}, "
+                             f"{OPT_BRIDGE_NAME})")
+    return mode or "nat", bridge
 
 
 class NetworkStore:
@@ -66,13 +119,17 @@ class NetworkStore:
         """Serialises bridge creation/removal against attach/detach on one network."""
         return fsutil.locked(self.paths.runroot / f"network-{net.name}.lock")
 
+    def creating_path(self, name: str) -> Path:
+        """Present while `network create NAME` has not finished making its kernel objects."""
+        return self.dir / f"{name}~creating"  # "~" is in no network name
+
     def all(self) -> list[Network]:
         out = []
         if self.dir.exists():
             for p in sorted(self.dir.glob("*.json")):
                 data = fsutil.read_json(p)
                 if data:
-                    out.append(Network(**data))
+                    out.append(_network(data))
         return out
 
     def get(self, name: str) -> Network:
@@ -81,16 +138,16 @@ class NetworkStore:
         data = fsutil.read_json(self.record_path(name))
         if data is None:
             raise NotFound(f"no such network: {name}")
-        return Network(**data)
+        return _network(data)
 
     def default(self) -> Network:
         data = fsutil.read_json(self.record_path(DEFAULT_NETWORK))
         if data is not None:
-            return Network(**data)
+            return _network(data)
         with fsutil.locked(self.lock_path):
             data = fsutil.read_json(self.record_path(DEFAULT_NETWORK))
             if data is not None:
-                return Network(**data)
+                return _network(data)
             in_use = RESERVED + self._host_routes() + [n.subnet for n in self.all()]
             subnet = choose_free_subnet(DEFAULT_CANDIDATES, in_use)
             if subnet is None:
@@ -102,8 +159,14 @@ class NetworkStore:
             return net
 
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
-               bridge: str | None = None) -> Network:
+               bridge: str | None = None, mode: str = "nat",
+               firewall: str | None = None) -> Network:
+        """Validate, write the record (with the `.creating` marker), then -- with a
+        `firewall` backend -- make the bridge and its rules; a failure rolls back."""
         check_name(name, "network name")
+        if mode not in GATEWAY_MODES:
+            raise UsageError(f"invalid gateway mode {mode!r} (choose from "
+                             f"{', '.join(GATEWAY_MODES)})")
         if name in (DEFAULT_NETWORK, "default", "none", "host") or name.startswith("container"):
             raise UsageError(f"network name {name!r} is reserved")
         if gateway:
@@ -120,7 +183,15 @@ class NetworkStore:
         if bridge is not None and not IFNAME_RE.match(bridge):
             raise UsageError(f"invalid bridge name {bridge!r}: 1-15 characters of "
                              "[a-zA-Z0-9_.-]")
+        if firewall is not None:
+            from .firewall import get_firewall
+            get_firewall(firewall, lock_path=self.paths.runroot / "firewall.lock",
+                         owner=self.paths.owner_tag).check_available()
         with fsutil.locked(self.lock_path):
+            if self.creating_path(name).exists():  # a `network create` killed midway
+                if self.record_path(name).exists():
+                    self._remove_locked(self.get(name))
+                self.creating_path(name).unlink(missing_ok=True)
             if self.record_path(name).exists():
                 raise Conflict(f"network {name!r} already exists")
             others = self.all()
@@ -161,20 +232,53 @@ class NetworkStore:
                 raise Conflict(f"bridge {bridge} belongs to the default network")
             if bridge in self._host_links():
                 raise Conflict(f"a link named {bridge} already exists on the host")
-            net = Network(name, subnet, gateway, bridge, created=time.time())
+            net = Network(name, subnet, gateway, bridge, created=time.time(), mode=mode)
+            if firewall is None:
+                fsutil.write_json(self.record_path(name), asdict(net))
+                return net
+            # record first, so that whatever a kill leaves is found and undone
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fsutil.write_json(self.creating_path(name), {"firewall": firewall})
             fsutil.write_json(self.record_path(name), asdict(net))
+            from .bridge import BridgeDriver
+            try:
+                BridgeDriver(self.paths, net, firewall).create_network()
+            except BaseException:
+                try:
+                    self._remove_locked(net)
+                except MinirunError:
+                    pass  # the record and the marker stay: `network rm` finishes it
+                raise
+            self.creating_path(name).unlink(missing_ok=True)
             return net
 
     def remove(self, name: str) -> None:
+        """Refused while containers are attached; removes the network's firewall rules and
+        its bridge (only if it carries the network's MAC), then the record."""
+        if name in (DEFAULT_NETWORK, "default"):
+            raise UsageError(f"the default network {DEFAULT_NETWORK!r} cannot be removed")
+        if not self.record_path(name).exists() and self.creating_path(name).exists():
+            # killed before its record was written: nothing else of it exists
+            with fsutil.locked(self.lock_path):
+                self.creating_path(name).unlink(missing_ok=True)
+            return
         net = self.get(name)
         with fsutil.locked(self.lock_path):
             users = self.containers_of(net)
             if users:
                 raise Conflict(f"network {name!r} has containers attached: "
                                + ", ".join(c.name for c in users))
-            self.record_path(net.name).unlink(missing_ok=True)
-            import shutil
-            shutil.rmtree(self.dir / net.name, ignore_errors=True)
+            self._remove_locked(net)
+
+    def _remove_locked(self, net: Network) -> None:
+        from .bridge import BridgeDriver
+        failures = BridgeDriver(self.paths, net, "nftables").remove_network()
+        if failures:
+            raise MinirunError(f"network {net.name}: " + "; ".join(map(str, failures)))
+        self.record_path(net.name).unlink(missing_ok=True)
+        import shutil
+        shutil.rmtree(self.dir / net.name, ignore_errors=True)
+        self.creating_path(net.name).unlink(missing_ok=True)
 
     def containers_of(self, net: Network) -> list:
         return [c for c in all_containers(self.paths)

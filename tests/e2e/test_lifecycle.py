@@ -1,6 +1,7 @@
 """Detached containers and the lifecycle verbs: ps, top, exec, logs, stop, kill, rm, inspect."""
 import json
 import os
+import re
 import time
 
 from harness import ROOTFS
@@ -51,7 +52,8 @@ def test_detached_lifecycle(host):
 
 def test_top_shows_host_and_container_pids_side_by_side(host):
     detach(host, "t", "sh", "-c", "sleep 1000 & sleep 1000")
-    out = host.minirun("top", "t", check=True).stdout.strip().splitlines()
+    procs, namespaces = host.minirun("top", "t", check=True).stdout.strip().split("\n\n")
+    out = procs.splitlines()
     assert out[0].split()[:3] == ["HOST", "PID", "CONTAINER"]
     rows = [l.split(None, 4) for l in out[1:]]
     assert len(rows) == 2
@@ -61,6 +63,22 @@ def test_top_shows_host_and_container_pids_side_by_side(host):
         status = open(f"/proc/{host_pid}/status").read()
         nspid = [l for l in status.splitlines() if l.startswith("NSpid")][0].split()
         assert nspid[1] == host_pid and nspid[-1] == container_pid
+    # the namespace identities beside the host's (PID 1's), shared ones marked
+    out = namespaces.splitlines()
+    header = re.split(r"\s{2,}", out[0])
+    assert header[:2] == ["NAMESPACE", "CONTAINER (PID 1)"] and header[3] == "SHARED"
+    # the host's: PID 1's, or minirun's own where PID 1's is out of reach (a sandbox)
+    assert header[2] == "HOST (PID 1)" or header[2].startswith("HOST (minirun, PID ")
+    table = {l.split()[0]: l.split()[1:] for l in out[1:]}
+    assert sorted(table) == ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"]
+    pid1 = rows[[int(r[1]) for r in rows].index(1)][0]
+    for ns, (inside, outside, shared) in table.items():
+        assert inside == os.readlink(f"/proc/{pid1}/ns/{ns}")
+        if header[2] == "HOST (PID 1)":
+            assert outside == os.readlink(f"/proc/1/ns/{ns}")
+        assert shared == ("yes" if inside == outside else "no")
+    for ns in ("ipc", "mnt", "net", "pid", "uts"):
+        assert table[ns][2] == "no", ns
     host.minirun("rm", "-f", "t", check=True)
 
 

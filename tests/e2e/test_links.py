@@ -192,7 +192,8 @@ def test_run_refuses_an_admin_link_with_the_bridge_name(host):
     """The whole CLI path: the admin's veth survives a refused start and its rollback."""
     host.minirun("network", "create", "--subnet", "10.88.8.0/24", "t", check=True)
     try:
-        host.sh("ip link add mr-t type veth peer name mr-t-peer")
+        # the network's bridge was deleted by hand, and an administrator took its name
+        host.sh("ip link del mr-t && ip link add mr-t type veth peer name mr-t-peer")
         before = snapshot(host, "mr-t")
         res = host.minirun("run", "--rm", "--network", "t", R, "true")
         assert res.returncode == 125

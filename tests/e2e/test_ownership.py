@@ -47,8 +47,9 @@ def test_admins_netns_made_after_ours_survives_our_teardown(host):
 def test_admins_bridge_is_not_taken_over(host):
     host.minirun("network", "create", "--subnet", "192.168.51.0/24", "--bridge", "br-y", "n3",
                  check=True)
-    host.sh("ip link add br-y type bridge && ip link add p1 type veth peer name p2 && "
-            "ip link set p1 master br-y")
+    # the network's bridge was deleted by hand, and an administrator took its name
+    host.sh("ip link del br-y && ip link add br-y type bridge && "
+            "ip link add p1 type veth peer name p2 && ip link set p1 master br-y")
     res = host.minirun("run", "--rm", "--network", "n3", R, "true")
     assert res.returncode == 125 and "br-y" in res.stderr and "not minirun's" in res.stderr
     addrs = host.sh("ip -o addr show br-y")
@@ -62,7 +63,7 @@ def test_admins_bridge_is_not_taken_over(host):
 def test_admins_veth_named_like_our_bridge_survives(host):
     host.minirun("network", "create", "--subnet", "192.168.52.0/24", "--bridge", "br-z", "n4",
                  check=True)
-    host.sh("ip link add br-z type veth peer name br-z-peer")
+    host.sh("ip link del br-z && ip link add br-z type veth peer name br-z-peer")
     res = host.minirun("run", "--rm", "--network", "n4", R, "true")
     assert res.returncode == 125 and "br-z" in res.stderr
     host.sh("ip link show br-z && ip link show br-z-peer")

@@ -65,6 +65,10 @@ NFT_SETUP = g("""
     add set ip minirun bridges { type ifname; }
     add set ip minirun bridge_pairs { type ifname . ifname; }
     add set ip minirun subnets { type ipv4_addr; flags interval; }
+    add set ip minirun routed_subnets { type ipv4_addr; flags interval; }
+    add set ip minirun open_bridges { type ifname; }
+    add set ip minirun routed_tcp { type ipv4_addr . inet_service; }
+    add set ip minirun routed_udp { type ipv4_addr . inet_service; }
     add map ip minirun hostports_tcp { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
     add map ip minirun ports_tcp { type inet_service : ipv4_addr . inet_service; }
     add map ip minirun hostports_udp { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -92,9 +96,13 @@ NFT_SETUP = g("""
     add rule ip minirun postrouting ip saddr @subnets oifname != @bridges masquerade
     add rule ip minirun postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
     add rule ip minirun postrouting ct status dnat ip saddr @subnets oifname @bridges masquerade
+    add rule ip minirun postrouting ct status dnat ip saddr @routed_subnets oifname @bridges masquerade
     add rule ip minirun forward jump user
     add rule ip minirun forward oifname @bridges ct state established,related accept
     add rule ip minirun forward oifname @bridges ct status dnat accept
+    add rule ip minirun forward oifname @bridges ip daddr . tcp dport @routed_tcp accept
+    add rule ip minirun forward oifname @bridges ip daddr . udp dport @routed_udp accept
+    add rule ip minirun forward iifname != @bridges oifname @open_bridges accept
     add rule ip minirun forward oifname @bridges iifname . oifname != @bridge_pairs drop
     add element ip minirun bridges { "minirun0" comment "default:minirun" }
     add element ip minirun bridge_pairs { "minirun0" . "minirun0" comment "default:minirun" }
@@ -831,3 +839,89 @@ def test_no_import_cycle():
     assert not any("_libnft" in ast.dump(n) for n in top)
     assert CommandFailed is __import__("minirun.network.firewall.failure",
                                        fromlist=["x"]).CommandFailed
+
+
+# -- routed and nat-unprotected networks (issue 8) ------------------------------
+
+ROUTED = NetworkInfo("lesson", "v-net-0", "192.168.15.0/24", "192.168.15.5", "routed")
+OPEN = NetworkInfo("open", "mr-open", "10.88.7.0/24", "10.88.7.1", "nat-unprotected")
+RFWD = [PortForward("tcp", None, 8080, "192.168.15.2", 80),
+        PortForward("tcp", None, 8081, "192.168.15.2", 80),        # same container port
+        PortForward("udp", "127.0.0.1", 5353, "192.168.15.2", 53),  # host only: not routed
+        PortForward("udp", "192.0.2.9", 5354, "192.168.15.2", 54)]
+
+
+def test_gateway_mode_is_checked():
+    with pytest.raises(UsageError):
+        NetworkInfo("x", "br-x", "10.1.0.0/24", "10.1.0.1", "isolated")
+
+
+def test_nft_routed_network_is_not_masqueraded():
+    text = nft.render_setup_network(ROUTED)
+    assert 'add element ip minirun routed_subnets { 192.168.15.0/24 comment "default:lesson" }' \
+        in text
+    assert "add element ip minirun subnets" not in text and "open_bridges {" not in \
+        text.split("add element", 1)[1]
+    text = nft.render_setup_network(OPEN)
+    assert 'add element ip minirun subnets { 10.88.7.0/24 comment "default:open" }' in text
+    assert 'add element ip minirun open_bridges { "mr-open" comment "default:open" }' in text
+
+
+def test_nft_routed_ports_render_and_remove():
+    assert nft.render_add_routed(CID, ROUTED, RFWD) == g("""
+        add element ip minirun routed_tcp { 192.168.15.2 . 80 comment "default:abc123" }
+        add element ip minirun routed_udp { 192.168.15.2 . 54 comment "default:abc123" }
+    """)
+    assert nft.render_add_routed(CID, NET, FWD) == ""  # a NAT network opens nothing
+    state = nft.NftState(True, {"routed_tcp": [nft.Element("192.168.15.2 . 80", "default:abc123"),
+                                               nft.Element("192.168.15.3 . 80", "default:other")]})
+    # whatever mode the caller believes: the container's tagged elements go
+    assert nft.render_remove_container(CID, NET, [], state) == \
+        "delete element ip minirun routed_tcp { 192.168.15.2 . 80 }\n"
+    assert "routed_tcp" in nft.render_purge_container(CID, state)
+    assert nft.NftState(True, state.elements).containers() == {CID, "other"}
+
+
+def test_nft_teardown_removes_every_element_of_the_network_whatever_its_mode():
+    state = nft.NftState(True, {
+        "bridges": [nft.Element('"mr-open"', "default:open"), nft.Element('"x"', "default:x")],
+        "open_bridges": [nft.Element('"mr-open"', "default:open")],
+        "subnets": [nft.Element("10.88.7.0/24", "default:open")]})
+    text = nft.render_teardown_network(NetworkInfo("open", "mr-open", "10.88.7.0/24",
+                                                   "10.88.7.1"), state)
+    assert text == g("""
+        delete element ip minirun bridges { "mr-open" }
+        delete element ip minirun subnets { 10.88.7.0/24 }
+        delete element ip minirun open_bridges { "mr-open" }
+    """)
+
+
+def test_ipt_routed_network_rules():
+    rules = ipt.network_rules(ROUTED)
+    assert not any("! -o v-net-0" in r for r in rules["nat"])  # no egress masquerade
+    assert len(rules["nat"]) == 2
+    assert ipt.routed_rules(CID, ROUTED, RFWD) == [
+        '-A MINIRUN-INGRESS -d 192.168.15.2/32 -o v-net-0 -p tcp -m tcp --dport 80 '
+        '-m comment --comment "minirun:default:abc123" -j ACCEPT',
+        '-A MINIRUN-INGRESS -d 192.168.15.2/32 -o v-net-0 -p udp -m udp --dport 54 '
+        '-m comment --comment "minirun:default:abc123" -j ACCEPT']
+    text = ipt.render_add_container(CID, ROUTED, RFWD[:1])
+    assert "*filter\n-I MINIRUN-INGRESS 1 -d 192.168.15.2/32" in text
+    saved = "*filter\n:MINIRUN-INGRESS - [0:0]\n" + ipt.routed_rules(CID, ROUTED, RFWD)[0] + \
+        "\nCOMMIT\n"
+    assert "*filter" not in ipt.render_add_container(CID, ROUTED, RFWD[:1], saved)
+    removed = ipt.render_remove_container(CID, NET, [], saved)  # mode unknown: by tag
+    assert removed == "*filter\n-D" + ipt.routed_rules(CID, ROUTED, RFWD)[0][2:] + "\nCOMMIT\n"
+
+
+def test_ipt_nat_unprotected_accepts_before_the_drop():
+    filt = ipt.network_rules(OPEN)["filter"]
+    accept = '-A MINIRUN-INGRESS -o mr-open -m comment --comment "minirun:default:net:open" -j ACCEPT'
+    assert filt.index(accept) == filt.index(accept.replace("ACCEPT", "DROP")) - 1
+    assert any("! -o mr-open" in r for r in ipt.network_rules(OPEN)["nat"])
+
+
+def test_compat_rules_open_a_routed_bridge():
+    assert ipt.compat_rules(ROUTED) == [
+        '-A MINIRUN-FORWARD -o v-net-0 -m comment --comment "minirun:default:net:lesson" -j ACCEPT',
+        '-A MINIRUN-FORWARD -i v-net-0 -m comment --comment "minirun:default:net:lesson" -j ACCEPT']

@@ -25,6 +25,21 @@ _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
 _OWNER = re.compile(r"[a-z0-9]{1,16}\Z")
 DEFAULT_OWNER = "default"
 PROTOCOLS = ("tcp", "udp")
+GATEWAY_MODES = ("nat", "nat-unprotected", "routed")
+
+
+def routed_forwards(net: "NetworkInfo", forwards: list) -> list:
+    """The published ports a routed network opens at the container's own address: one per
+    (protocol, container address, container port), not those published on a loopback host
+    address only (they are meant for the host alone)."""
+    if net.mode != "routed":
+        return []
+    out = {}
+    for fw in forwards:
+        if fw.host_ip is not None and ipaddress.IPv4Address(fw.host_ip).is_loopback:
+            continue
+        out.setdefault((fw.proto, fw.container_ip, fw.container_port), fw)
+    return list(out.values())
 
 
 @dataclass(frozen=True)
@@ -35,9 +50,16 @@ class NetworkInfo:
     bridge: str    # bridge ifname, e.g. "minirun0"
     subnet: str    # "10.88.5.0/24"
     gateway: str   # "10.88.5.1" (address of the bridge)
+    # "nat" (masquerade; from other hosts only published ports, through the host's
+    # address), "routed" (no masquerade; other hosts with a route to the subnet also
+    # reach published container ports at the container's own address) or
+    # "nat-unprotected" (masquerade, and routed access to every port): Docker 28's modes
+    mode: str = "nat"
 
     def __post_init__(self) -> None:
         check_name("network name", self.name)
+        if self.mode not in GATEWAY_MODES:
+            raise UsageError(f"firewall: invalid gateway mode {self.mode!r}")
         if not _IFNAME.match(self.bridge):
             raise UsageError(f"firewall: invalid bridge name {self.bridge!r}")
         try:
@@ -208,8 +230,36 @@ def default_lock_path() -> Path:
 
 
 def heredoc(command: str, text: str) -> str:
-    """The shell form of feeding `text` to `command`, for the operation log."""
+    """The shell form of feeding `text` to `command`, for the operation log: unindented,
+    so the closing EOF ends the here-document when the output is pasted into a shell."""
     return f"{command} <<'EOF'\n{text.rstrip(chr(10))}\nEOF"
+
+
+# why a firewall transaction is made, by the start of its operation's name
+_WHY = (
+    ("set up network", "the network's rules (in one transaction): masquerade or routed access "
+     "by the network's mode, isolation from other networks, the drop of 127/8 arriving from "
+     "anywhere but lo, and the maps that published ports go into"),
+    ("tear down network", "the network's rules go (the whole table with the last network)"),
+    ("restore network", "put the network's rules and its containers' published ports back "
+     "(someone flushed the firewall)"),
+    ("add container", "this container's published ports: DNAT from the host port to the "
+     "container's address and port"),
+    ("remove container", "this container's published ports go (and the network's rules, "
+     "with the network's last container)"),
+    ("purge container", "whatever is left of this container in the firewall goes"),
+)
+
+
+def why_of(op: str, compat: bool = False) -> str | None:
+    """The `# why` of a firewall transaction (`op` names it: "set up network web", ...)."""
+    if compat:
+        return ("iptables' own FORWARD chain would drop the containers' traffic: accept the "
+                "network's in it too")
+    for start, why in _WHY:
+        if op.startswith(start):
+            return why
+    return None
 
 
 def fail(tool: str, op: str, exc: CommandFailed) -> MinirunError:

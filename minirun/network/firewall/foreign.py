@@ -14,7 +14,8 @@ network:
     iifname "<bridge>" accept                                (same comment)
 
 i.e. everything leaving the bridge (egress and same-bridge traffic); into it only
-replies and published (DNATed) traffic. minirun's own forward chain still does
+replies and published (DNATed) traffic; for a routed or nat-unprotected network
+`oifname "<bridge>" accept` and `iifname "<bridge>" accept` instead. minirun's own forward chain still does
 the isolation. teardown_network deletes exactly the rules carrying that comment.
 
 Everything here reads one terse listing (`nft -j -t list ruleset`: no set
@@ -106,6 +107,9 @@ def render_accepts(net: NetworkInfo, owner: str, key: ChainKey) -> str:
     """The network's accepts, inserted at the top of a foreign chain (so the last line
     ends up first)."""
     where, b, t = _where(key), net.bridge, tag(net, owner)
+    if net.mode != "nat":  # routed access: minirun's own forward chain decides what enters
+        return (f'insert rule {where} iifname "{b}" accept comment "{t}"\n'
+                f'insert rule {where} oifname "{b}" accept comment "{t}"\n')
     return (f'insert rule {where} iifname "{b}" accept comment "{t}"\n'
             f'insert rule {where} oifname "{b}" ct status dnat accept comment "{t}"\n'
             f'insert rule {where} oifname "{b}" ct state established,related accept '

@@ -7,13 +7,17 @@
                                                 "minirun:<container id>"; host-address rules
                                                 are inserted first, any-address ones appended
             POSTROUTING -> MINIRUN-POSTROUTING   per network: egress masquerade (subnet leaving by
-                                                another interface), 127.0.0.0/8 leaving on the
+                                                another interface; not for routed networks), 127.0.0.0/8 leaving on the
                                                 bridge (localhost publishing), DNATed subnet
                                                 traffic back out the bridge (hairpin)
     filter  FORWARD     -> MINIRUN-FORWARD      1. -j MINIRUN-USER  (the admin hook)
                                                 2. -j MINIRUN-INGRESS: per network, into the
                                                    bridge only replies, DNATed (published)
-                                                   traffic and same-bridge traffic; the rest
+                                                   traffic and same-bridge traffic (routed
+                                                   networks: also each published container
+                                                   port at the container's address, tagged
+                                                   with the container id; nat-unprotected:
+                                                   everything); the rest
                                                    DROP (isolation between networks, no routing
                                                    to unpublished ports from the LAN)
                                                 3. per network: -i <bridge> -j ACCEPT (egress)
@@ -61,7 +65,8 @@ from minirun.fsutil import locked
 from minirun.network.firewall import foreign
 from minirun.network.firewall.base import (DEFAULT_OWNER, CommandFailed, NetworkInfo, PortForward,
                                            Runner, check_name, check_owner, default_lock_path,
-                                           fail, heredoc, published_by, split_tag)
+                                           fail, heredoc, published_by, routed_forwards, why_of,
+                                           split_tag)
 
 TABLES = ("raw", "nat", "filter")
 USER_CHAIN = "MINIRUN-USER"
@@ -151,9 +156,14 @@ def _batch(parts: dict[str, list[str]]) -> str:
 def network_rules(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> dict[str, list[str]]:
     """The `-A` lines of one network, per table, exactly as iptables-save prints them."""
     tag, b, s = net_tag(net.name, owner), net.bridge, net.subnet
+    # a routed network's subnet is not masqueraded on the way out; a nat-unprotected
+    # network's bridge takes routed traffic to any port
+    egress = [] if net.mode == "routed" else [
+        f"-A MINIRUN-POSTROUTING -s {s} ! -o {b} {tag} -j MASQUERADE"]
+    unprotected = [f"-A MINIRUN-INGRESS -o {b} {tag} -j ACCEPT"] \
+        if net.mode == "nat-unprotected" else []
     return {
-        "nat": [
-            f"-A MINIRUN-POSTROUTING -s {s} ! -o {b} {tag} -j MASQUERADE",
+        "nat": egress + [
             f"-A MINIRUN-POSTROUTING -s 127.0.0.0/8 -o {b} {tag} -j MASQUERADE",
             f"-A MINIRUN-POSTROUTING -s {s} -o {b} -m conntrack --ctstate DNAT {tag} -j MASQUERADE",
         ],
@@ -161,10 +171,27 @@ def network_rules(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> dict[str, lis
             f"-A MINIRUN-INGRESS -o {b} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT",
             f"-A MINIRUN-INGRESS -o {b} -m conntrack --ctstate DNAT {tag} -j ACCEPT",
             f"-A MINIRUN-INGRESS -i {b} -o {b} {tag} -j ACCEPT",
+            *unprotected,
             f"-A MINIRUN-INGRESS -o {b} {tag} -j DROP",
             f"-A MINIRUN-FORWARD -i {b} {tag} -j ACCEPT",
         ],
     }
+
+
+def routed_rules(cid: str, net: NetworkInfo, forwards: list[PortForward],
+                 owner: str = DEFAULT_OWNER) -> list[str]:
+    """On a routed network, the published container ports reachable by routing to the
+    container's own address (inserted at the top of MINIRUN-INGRESS, before the drops)."""
+    return [f"-A MINIRUN-INGRESS -d {fw.container_ip}/32 -o {net.bridge} -p {fw.proto} "
+            f"-m {fw.proto} --dport {fw.container_port} {container_tag(cid, owner)} -j ACCEPT"
+            for fw in routed_forwards(net, forwards)]
+
+
+def _routed_lines(cid: str, net: NetworkInfo, forwards: list[PortForward],
+                  state: dict[str, Table], owner: str) -> list[str]:
+    present = state.get("filter", Table()).rules
+    return [r.replace("-A MINIRUN-INGRESS", "-I MINIRUN-INGRESS 1", 1)
+            for r in routed_rules(cid, net, forwards, owner) if r not in present]
 
 
 def _chain(rule: str) -> str:
@@ -273,8 +300,10 @@ def render_add_container(container_id: str, net: NetworkInfo, forwards: list[Por
     Raises Conflict when another container (of any owner) already has a rule for the
     same port.
     """
-    return _batch({"nat": _dnat_lines(container_id, forwards, parse_save(saved), owner,
-                                      f"add container {container_id}")})
+    state = parse_save(saved)
+    return _batch({"nat": _dnat_lines(container_id, forwards, state, owner,
+                                      f"add container {container_id}"),
+                   "filter": _routed_lines(container_id, net, forwards, state, owner)})
 
 
 def render_restore(net: NetworkInfo, containers: dict[str, list[PortForward]], saved: str,
@@ -284,6 +313,7 @@ def render_restore(net: NetworkInfo, containers: dict[str, list[PortForward]], s
     parts = _setup_parts(net, state, owner)
     for cid, forwards in containers.items():
         parts["nat"] += _dnat_lines(cid, forwards, state, owner, f"restore network {net.name}")
+        parts["filter"] += _routed_lines(cid, net, forwards, state, owner)
     return _batch(parts)
 
 
@@ -291,11 +321,17 @@ def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[
                             saved: str | None = None, owner: str = DEFAULT_OWNER) -> str:
     """Delete the container's DNAT rules; with `saved`, only those present."""
     check_name("container id", container_id)
-    present = None if saved is None else parse_save(saved).get("nat", Table()).rules
+    state = None if saved is None else parse_save(saved)
+    present = None if state is None else state.get("nat", Table()).rules
     lines = [_delete(r) for r in dict.fromkeys(dnat_rule(container_id, fw, owner)
                                                for fw in forwards)
              if present is None or r in present]
-    return _batch({"nat": lines})
+    if state is None:
+        routed = routed_rules(container_id, net, forwards, owner)
+    else:  # whatever the network's mode: every filter rule tagged with the container
+        routed = [r for r in state.get("filter", Table()).rules
+                  if container_tag(container_id, owner) in r]
+    return _batch({"nat": lines, "filter": [_delete(r) for r in routed]})
 
 
 def render_purge_container(container_id: str, saved: str, owner: str = DEFAULT_OWNER) -> str:
@@ -315,6 +351,9 @@ LEGACY_RESTORE = ["iptables-legacy-restore", "-w", "--noflush"]
 
 def compat_rules(net: NetworkInfo, owner: str = DEFAULT_OWNER) -> list[str]:
     tag, b = net_tag(net.name, owner), net.bridge
+    if net.mode != "nat":  # routed access: minirun's nft forward chain decides what enters
+        return [f"-A {COMPAT_CHAIN} -o {b} {tag} -j ACCEPT",
+                f"-A {COMPAT_CHAIN} -i {b} {tag} -j ACCEPT"]
     return [f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED {tag} -j ACCEPT",
             f"-A {COMPAT_CHAIN} -o {b} -m conntrack --ctstate DNAT {tag} -j ACCEPT",
             f"-A {COMPAT_CHAIN} -i {b} {tag} -j ACCEPT"]
@@ -359,10 +398,13 @@ def render_forward_compat_teardown(net: NetworkInfo, saved: str,
 RESTORE = ["iptables-restore", "-w", "--noflush"]
 
 
-def apply_restore(runner: Runner, op: str, text: str, argv: list[str] = RESTORE) -> None:
+def apply_restore(runner: Runner, op: str, text: str, argv: list[str] = RESTORE,
+                  why: str | None = None) -> None:
     if not text:
         return
-    oplog.record(heredoc(" ".join(argv), text))
+    oplog.record(heredoc(" ".join(argv), text), why or why_of(op))
+    if oplog.skip():
+        return
     try:
         runner.run(argv, input=text)
     except CommandFailed as exc:
@@ -408,7 +450,11 @@ class IptablesFirewall:
         rs = self._ruleset(op)
         script = render(rs) if rs is not None else ""
         if script:
-            oplog.record(heredoc("nft -f -", script))
+            oplog.record(heredoc("nft -f -", script),
+                         "another nftables table's forward chain would drop the containers' "
+                         "traffic: accept the network's there too")
+            if oplog.skip():
+                return
             try:
                 self.runner.nft(script)
             except CommandFailed as exc:

@@ -11,6 +11,10 @@ atomic (one `nft -f` batch, applied in-process through libnftables).
       set bridges       { type ifname }                     "minirun0"              comment <owner>:<network>
       set bridge_pairs  { type ifname . ifname }            "minirun0" . "minirun0" comment <owner>:<network>
       set subnets       { type ipv4_addr; flags interval }  10.88.5.0/24            comment <owner>:<network>
+                        (a NAT network's subnet; a routed network's goes to routed_subnets)
+      set open_bridges  { type ifname }  bridges of `nat-unprotected` networks   comment <owner>:<network>
+      set routed_tcp    { type ipv4_addr . inet_service }   10.88.5.2 . 80     comment <owner>:<container id>
+                        a routed network's published container ports (routed_udp alike)
       map ports_tcp     { inet_service : ipv4_addr . inet_service }       published on every address
       map hostports_tcp { ipv4_addr . inet_service : ipv4_addr . inet_service }  on one host address
       (ports_udp, hostports_udp alike)                      comment <owner>:<container id>
@@ -26,7 +30,10 @@ atomic (one `nft -f` batch, applied in-process through libnftables).
                       bridge (egress); 127.0.0.0/8 sources leaving on a bridge (localhost
                       publishing); DNATed traffic from a subnet going back out a bridge (hairpin).
       forward (filter)  `jump user` first, then into a bridge only: replies (established,
-                      related), published ports (ct status dnat) and traffic from the same
+                      related), published ports (ct status dnat), on routed networks new
+                      connections to published container ports at the container's address
+                      (@routed_tcp/udp), on nat-unprotected networks anything not coming from
+                      another minirun bridge (@open_bridges), and traffic from the same
                       bridge. So networks are isolated from each other and the LAN cannot reach
                       unpublished container ports by routing to the subnet.
       user            the ADMIN HOOK (below).
@@ -90,12 +97,14 @@ from minirun.network.firewall import foreign
 from minirun.network.firewall import iptables as _ipt
 from minirun.network.firewall.base import (DEFAULT_OWNER, PROTOCOLS, CommandFailed, NetworkInfo,
                                            PortForward, Runner, check_name, check_owner,
-                                           default_lock_path, fail, heredoc, published_by,
-                                           split_tag)
+                                           default_lock_path, fail, heredoc, published_by, why_of,
+                                           routed_forwards, split_tag)
 
 TABLE = "ip minirun"
-NET_SETS = ("bridges", "bridge_pairs", "subnets")
+NET_SETS = ("bridges", "bridge_pairs", "subnets", "routed_subnets", "open_bridges")
 PORT_MAPS = tuple(f"{kind}_{proto}" for proto in PROTOCOLS for kind in ("hostports", "ports"))
+ROUTED_SETS = tuple(f"routed_{proto}" for proto in PROTOCOLS)
+CONTAINER_SETS = PORT_MAPS + ROUTED_SETS  # elements tagged with a container id
 BASE_CHAINS = ("raw_prerouting", "prerouting", "output", "postrouting", "forward", "publish")
 HOOKS = {"raw_prerouting": "prerouting", "prerouting": "prerouting", "output": "output",
          "postrouting": "postrouting", "forward": "forward"}
@@ -105,6 +114,10 @@ add table {TABLE}
 add set {TABLE} bridges {{ type ifname; }}
 add set {TABLE} bridge_pairs {{ type ifname . ifname; }}
 add set {TABLE} subnets {{ type ipv4_addr; flags interval; }}
+add set {TABLE} routed_subnets {{ type ipv4_addr; flags interval; }}
+add set {TABLE} open_bridges {{ type ifname; }}
+add set {TABLE} routed_tcp {{ type ipv4_addr . inet_service; }}
+add set {TABLE} routed_udp {{ type ipv4_addr . inet_service; }}
 add map {TABLE} hostports_tcp {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}
 add map {TABLE} ports_tcp {{ type inet_service : ipv4_addr . inet_service; }}
 add map {TABLE} hostports_udp {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}
@@ -129,9 +142,13 @@ add rule {TABLE} publish dnat to udp dport map @ports_udp
 add rule {TABLE} postrouting ip saddr @subnets oifname != @bridges masquerade
 add rule {TABLE} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
 add rule {TABLE} postrouting ct status dnat ip saddr @subnets oifname @bridges masquerade
+add rule {TABLE} postrouting ct status dnat ip saddr @routed_subnets oifname @bridges masquerade
 add rule {TABLE} forward jump user
 add rule {TABLE} forward oifname @bridges ct state established,related accept
 add rule {TABLE} forward oifname @bridges ct status dnat accept
+add rule {TABLE} forward oifname @bridges ip daddr . tcp dport @routed_tcp accept
+add rule {TABLE} forward oifname @bridges ip daddr . udp dport @routed_udp accept
+add rule {TABLE} forward iifname != @bridges oifname @open_bridges accept
 add rule {TABLE} forward oifname @bridges iifname . oifname != @bridge_pairs drop
 """
 # how many constant rules each chain has (a flushed chain has none)
@@ -179,14 +196,14 @@ class NftState:
 
     def containers(self, owner: str = DEFAULT_OWNER) -> set[str]:
         """The containers of `owner` with published ports here."""
-        return self._names(owner, PORT_MAPS)
+        return self._names(owner, CONTAINER_SETS)
 
     def only(self, owner: str, network: str) -> bool:
         """Whether nothing but `network`'s elements and `owner`'s ports is left."""
         mine = tag(owner, network)
         return (all(e.comment == mine for s in NET_SETS for e in self.elements.get(s, []))
                 and all(split_tag(e.comment)[0] == owner
-                        for m in PORT_MAPS for e in self.elements.get(m, [])))
+                        for m in CONTAINER_SETS for e in self.elements.get(m, [])))
 
 
 def _types(t) -> list[str]:
@@ -247,9 +264,31 @@ def _map_entry(fw: PortForward) -> tuple[str, str, str]:
 
 
 def _net_elements(net: NetworkInfo) -> list[tuple[str, str]]:
-    return [("bridges", f'"{net.bridge}"'),
-            ("bridge_pairs", f'"{net.bridge}" . "{net.bridge}"'),
-            ("subnets", net.subnet)]
+    """A NAT network's subnet is masqueraded on the way out (`subnets`), a routed one's is
+    not (`routed_subnets`: only the hairpin masquerade); a `nat-unprotected` network's
+    bridge accepts routed traffic to any port from outside minirun's bridges."""
+    out = [("bridges", f'"{net.bridge}"'),
+           ("bridge_pairs", f'"{net.bridge}" . "{net.bridge}"'),
+           ("routed_subnets" if net.mode == "routed" else "subnets", net.subnet)]
+    if net.mode == "nat-unprotected":
+        out.append(("open_bridges", f'"{net.bridge}"'))
+    return out
+
+
+def _routed_entry(fw: PortForward) -> tuple[str, str]:
+    """(set name, key) opening a published port at the container's own address."""
+    return f"routed_{fw.proto}", f"{fw.container_ip} . {fw.container_port}"
+
+
+def render_add_routed(container_id: str, net: NetworkInfo, forwards: list[PortForward],
+                      owner: str = DEFAULT_OWNER) -> str:
+    """On a routed network, the published container ports reachable by routing (`add`:
+    the container's own address makes the key its own)."""
+    check_name("container id", container_id)
+    return "".join(f'add element {TABLE} {name} {{ {key} comment '
+                   f'"{tag(owner, container_id)}" }}\n'
+                   for name, key in (_routed_entry(fw)
+                                     for fw in routed_forwards(net, forwards)))
 
 
 def render_base() -> str:
@@ -271,11 +310,11 @@ def render_teardown_network(net: NetworkInfo, state: NftState, owner: str = DEFA
         return ""
     if state.only(owner, net.name) and state.user_rules == 0:
         return f"delete table {TABLE}\n"
-    out = []
-    for s, key in _net_elements(net):
-        e = state.find(s, key)
-        if e is not None and e.comment == tag(owner, net.name):
-            out.append(f"delete element {TABLE} {s} {{ {key} }}\n")
+    out = []  # whatever the network's mode was: every element tagged with it
+    for s in NET_SETS:
+        for e in state.elements.get(s, []):
+            if e.comment == tag(owner, net.name):
+                out.append(f"delete element {TABLE} {s} {{ {e.key} }}\n")
     return "".join(out)
 
 
@@ -308,6 +347,12 @@ def render_remove_container(container_id: str, net: NetworkInfo, forwards: list[
             if e is None or e.comment != tag(owner, container_id):
                 continue
         out.append(f"delete element {TABLE} {name} {{ {key} }}\n")
+    if state is None:
+        out += [f"delete element {TABLE} {name} {{ {key} }}\n"
+                for name, key in map(_routed_entry, routed_forwards(net, forwards))]
+    else:
+        out += [f"delete element {TABLE} {name} {{ {e.key} }}\n" for name in ROUTED_SETS
+                for e in state.elements.get(name, []) if e.comment == tag(owner, container_id)]
     return "".join(dict.fromkeys(out))
 
 
@@ -315,7 +360,7 @@ def render_purge_container(container_id: str, state: NftState, owner: str = DEFA
     """Delete every map element tagged with this owner's container id."""
     check_name("container id", container_id)
     return "".join(f"delete element {TABLE} {m} {{ {e.key} }}\n"
-                   for m in PORT_MAPS for e in state.elements.get(m, [])
+                   for m in CONTAINER_SETS for e in state.elements.get(m, [])
                    if e.comment == tag(owner, container_id))
 
 
@@ -381,7 +426,9 @@ class NftablesFirewall:
     def _apply(self, op: str, script: str) -> None:
         if not script:
             return
-        oplog.record(heredoc("nft -f -", script))
+        oplog.record(heredoc("nft -f -", script), why_of(op))
+        if oplog.skip():
+            return
         try:
             self.runner.nft(script)
         except CommandFailed as exc:
@@ -423,7 +470,7 @@ class NftablesFirewall:
                 raise fail("iptables-save", op, exc) from None
         text = render(saved)
         if text:
-            _ipt.apply_restore(self.runner, op, text)
+            _ipt.apply_restore(self.runner, op, text, why=why_of(op, compat=True))
 
     def _legacy_filter(self) -> bool:
         try:
@@ -459,7 +506,8 @@ class NftablesFirewall:
                     if _ipt.legacy_needs_compat(saved) else "")
         else:
             text = _ipt.render_forward_compat_teardown(net, saved, self.owner)
-        _ipt.apply_restore(self.runner, op, text, _ipt.LEGACY_RESTORE)
+        _ipt.apply_restore(self.runner, op, text, _ipt.LEGACY_RESTORE,
+                           why=why_of(op, compat=True))
 
     def _iptables_side(self, op: str, net: NetworkInfo, rs: foreign.Ruleset, setup: bool) -> None:
         """The FORWARD compatibility rules of iptables-nft's and of the legacy tables."""
@@ -529,6 +577,8 @@ class NftablesFirewall:
         with locked(self.lock_path):
             self._setup(op, net)
             self._add_elements(op, [(cid, fw) for cid, fws in containers.items() for fw in fws])
+            self._apply(op, "".join(render_add_routed(cid, net, fws, self.owner)
+                                    for cid, fws in containers.items()))
 
     def _add_elements(self, op: str, items: list[tuple[str, PortForward]]) -> None:
         """Create the elements; those already there with our tag are fine, another's are a
@@ -536,7 +586,9 @@ class NftablesFirewall:
         script = render_add_elements(items, self.owner)
         if not script:
             return
-        oplog.record(heredoc("nft -f -", script))
+        oplog.record(heredoc("nft -f -", script), why_of(op))
+        if oplog.skip():
+            return
         try:
             self.runner.nft(script)
             return
@@ -565,6 +617,8 @@ class NftablesFirewall:
         check_name("container id", container_id)
         with locked(self.lock_path):
             self._add_elements(f"add container {container_id}", items)
+            self._apply(f"add container {container_id}",
+                        render_add_routed(container_id, net, forwards, self.owner))
 
     def remove_container(self, container_id: str, net: NetworkInfo,
                          forwards: list[PortForward]) -> None:
