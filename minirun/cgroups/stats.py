@@ -48,24 +48,22 @@ def sample(c) -> dict:
     return s
 
 
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize: decimal, 4 significant digits (1.23kB, 45.6MB)."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
+def _scaled(n: float, step: int, units: tuple[str, ...]) -> str:
     i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
+    while n >= step and i < len(units) - 1:
+        n /= step
         i += 1
     return f"{n:.4g}{units[i]}"
+
+
+def human_size(n: float) -> str:
+    """Docker's units.HumanSize: decimal, 4 significant digits (1.23kB, 45.6MB)."""
+    return _scaled(n, 1000, ("B", "kB", "MB", "GB", "TB", "PB"))
 
 
 def bytes_size(n: float) -> str:
     """Docker's units.BytesSize: binary (1.5MiB / 23.54GiB)."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return f"{n:.4g}{units[i]}"
+    return _scaled(n, 1024, ("B", "KiB", "MiB", "GiB", "TiB", "PiB"))
 
 
 def row(c, before: dict | None, now: dict, host_mem: int) -> dict:

@@ -271,27 +271,33 @@ class BridgeDriver:
         the marker. Returns the failures."""
         import shutil
         from .firewall import BACKENDS
-        from .netlink import Netlink
         marker = fsutil.read_json(self.ready_marker) or {}
         backends = [b for b in BACKENDS
                     if b == marker.get("firewall") or b == "nftables"
                     or shutil.which("iptables-restore")]
-        failures: list[Failure] = []
         with self.store.net_lock(self.net):
             # iptables first: the nftables backend's compatibility rules share its chain
-            for b in sorted(backends, key=lambda b: b != "iptables"):
-                fw = self._firewall(b)
-                failures += attempt(f"remove {b} rules of network", self.net.name,
-                                    lambda fw=fw: fw.teardown_network(self.info))
-            nl = Netlink()
-            try:
-                failures += attempt("ip link del", self.net.bridge,
-                                    lambda: nl.delete_bridge_if_ours(self.net.bridge,
-                                                                     self.bridge_mac))
-            finally:
-                nl.close()
+            failures = self._remove_rules_and_bridge(
+                [self._firewall(b) for b in sorted(backends, key=lambda b: b != "iptables")])
             if not failures:
                 self.ready_marker.unlink(missing_ok=True)
+        return failures
+
+    def _remove_rules_and_bridge(self, firewalls: list) -> list[Failure]:
+        """The network's rules in each of `firewalls`, then its bridge if it carries the
+        network's MAC (the caller holds the network's lock)."""
+        from .netlink import Netlink
+        failures: list[Failure] = []
+        for fw in firewalls:
+            failures += attempt(f"remove {fw.name} rules of network", self.net.name,
+                                lambda fw=fw: fw.teardown_network(self.info))
+        nl = Netlink()
+        try:
+            failures += attempt("ip link del", self.net.bridge,
+                                lambda: nl.delete_bridge_if_ours(self.net.bridge,
+                                                                 self.bridge_mac))
+        finally:
+            nl.close()
         return failures
 
     def _route_localnet_on(self) -> None:
@@ -406,23 +412,12 @@ class BridgeDriver:
         """With no lease left on the network, its rules (in each of `firewalls`) and its
         bridge go (only if the bridge is ours); returns the failures. Only the default
         network's: a network made by `network create` keeps them until `network rm`."""
-        from .netlink import Netlink
         if not self.lazy:
             return []
         with self.store.net_lock(self.net):
             if self.store.ipam(self.net).leases():
                 return []
-            failures = []
-            for fw in firewalls:
-                failures += attempt("remove firewall rules of network", self.net.name,
-                                    lambda fw=fw: fw.teardown_network(self.info))
-            nl = Netlink()
-            try:
-                failures += attempt("ip link del", self.net.bridge,
-                                    lambda: nl.delete_bridge_if_ours(self.net.bridge,
-                                                                     self.bridge_mac))
-            finally:
-                nl.close()
+            failures = self._remove_rules_and_bridge(firewalls)
             self.ready_marker.unlink(missing_ok=True)
             return failures
 

@@ -12,11 +12,11 @@ Each container runs busybox httpd with a CGI script echoing REMOTE_ADDR, on port
 """
 import json
 import textwrap
-import time
 
 import pytest
 
 from harness import ROOTFS
+from test_network import wait_tcp
 
 R = str(ROOTFS)
 HOST_IP = "198.51.100.1"
@@ -63,10 +63,7 @@ def far(host, tmp_path):
 
 
 def wait(host, probe, timeout=10):
-    deadline = time.monotonic() + timeout
-    while host.run(probe).returncode != 0:
-        assert time.monotonic() < deadline, f"timed out: {probe}"
-        time.sleep(0.05)
+    wait_tcp(host, probe, timeout)
 
 
 def plain(addr: str) -> str:

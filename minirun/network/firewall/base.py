@@ -264,3 +264,23 @@ def why_of(op: str, compat: bool = False) -> str | None:
 
 def fail(tool: str, op: str, exc: CommandFailed) -> MinirunError:
     return MinirunError(f"{tool}: {op}: {exc.message}")
+
+
+def apply_nft(runner: Runner, op: str, script: str, why: str | None = None,
+              tolerate: str | None = None) -> bool:
+    """Record `script` in the operation log (under `why`), run it as one transaction
+    unless the operation is only being explained, and name `op` if it fails. False when
+    it failed with an error containing `tolerate` (the caller sorts that out)."""
+    from minirun import oplog
+    if not script:
+        return True
+    oplog.record(heredoc("nft -f -", script), why or why_of(op))
+    if oplog.skip():
+        return True
+    try:
+        runner.nft(script)
+        return True
+    except CommandFailed as exc:
+        if tolerate is not None and tolerate in exc.message:
+            return False
+        raise fail("nft", op, exc) from None

@@ -64,9 +64,9 @@ from minirun.errors import Conflict, UsageError
 from minirun.fsutil import locked
 from minirun.network.firewall import foreign
 from minirun.network.firewall.base import (DEFAULT_OWNER, CommandFailed, NetworkInfo, PortForward,
-                                           Runner, check_name, check_owner, default_lock_path,
-                                           fail, heredoc, published_by, routed_forwards, why_of,
-                                           split_tag)
+                                           Runner, apply_nft, check_name, check_owner,
+                                           default_lock_path, fail, heredoc, published_by,
+                                           routed_forwards, split_tag, why_of)
 
 TABLES = ("raw", "nat", "filter")
 USER_CHAIN = "MINIRUN-USER"
@@ -448,17 +448,9 @@ class IptablesFirewall:
 
     def _foreign(self, op: str, render) -> None:
         rs = self._ruleset(op)
-        script = render(rs) if rs is not None else ""
-        if script:
-            oplog.record(heredoc("nft -f -", script),
-                         "another nftables table's forward chain would drop the containers' "
-                         "traffic: accept the network's there too")
-            if oplog.skip():
-                return
-            try:
-                self.runner.nft(script)
-            except CommandFailed as exc:
-                raise fail("nft", op, exc) from None
+        apply_nft(self.runner, op, render(rs) if rs is not None else "",
+                  "another nftables table's forward chain would drop the containers' "
+                  "traffic: accept the network's there too")
 
     def setup_network(self, net: NetworkInfo) -> None:
         op = f"set up network {net.name}"

@@ -90,15 +90,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minirun import oplog
 from minirun.errors import Conflict, MinirunError, UsageError
 from minirun.fsutil import locked
 from minirun.network.firewall import foreign
 from minirun.network.firewall import iptables as _ipt
 from minirun.network.firewall.base import (DEFAULT_OWNER, PROTOCOLS, CommandFailed, NetworkInfo,
-                                           PortForward, Runner, check_name, check_owner,
-                                           default_lock_path, fail, heredoc, published_by, why_of,
-                                           routed_forwards, split_tag)
+                                           PortForward, Runner, apply_nft, check_name,
+                                           check_owner, default_lock_path, fail, published_by,
+                                           routed_forwards, split_tag, why_of)
 
 TABLE = "ip minirun"
 NET_SETS = ("bridges", "bridge_pairs", "subnets", "routed_subnets", "open_bridges")
@@ -424,15 +423,7 @@ class NftablesFirewall:
 
     # plumbing
     def _apply(self, op: str, script: str) -> None:
-        if not script:
-            return
-        oplog.record(heredoc("nft -f -", script), why_of(op))
-        if oplog.skip():
-            return
-        try:
-            self.runner.nft(script)
-        except CommandFailed as exc:
-            raise fail("nft", op, exc) from None
+        apply_nft(self.runner, op, script)
 
     def _state(self) -> NftState:
         try:
@@ -583,18 +574,9 @@ class NftablesFirewall:
     def _add_elements(self, op: str, items: list[tuple[str, PortForward]]) -> None:
         """Create the elements; those already there with our tag are fine, another's are a
         Conflict. The caller holds the lock."""
-        script = render_add_elements(items, self.owner)
-        if not script:
+        if apply_nft(self.runner, op, render_add_elements(items, self.owner),
+                     tolerate="File exists"):
             return
-        oplog.record(heredoc("nft -f -", script), why_of(op))
-        if oplog.skip():
-            return
-        try:
-            self.runner.nft(script)
-            return
-        except CommandFailed as exc:
-            if "File exists" not in exc.message:
-                raise fail("nft", op, exc) from None
         # Some key is taken: ours from an earlier attempt (fine), or another's (refuse).
         state = self._state()
         missing = []
