@@ -8,7 +8,9 @@ first) it reaches the point LABEL: inside an atomic write, between the
 temporary file and the rename (`write:containers/state.json`), and around
 each journal step (`intent:net.veth` after the intent is on disk and before
 the side effect, `done:net.veth` after the side effect and before it is
-marked done). `MINIRUN_TRACE_POINTS=FILE` appends every point reached (one
+marked done). `MINIRUN_PAUSE_AT=LABEL=FILE` stops there instead until FILE is
+removed, so a test can run another command exactly in that window.
+`MINIRUN_TRACE_POINTS=FILE` appends every point reached (one
 label a line), so a test can list them all from one normal run and then kill
 at each in turn: the crash paths are covered deterministically, not by luck.
 
@@ -25,6 +27,8 @@ STEPS = ("prepare.address", "prepare.ports", "attach.bridge", "attach.firewall-n
          "attach.netns", "attach.veth", "attach.address", "attach.ports", "start.go")
 
 _KILL_AT = os.environ.get("MINIRUN_KILL_AT")
+# LABEL=FILE: at LABEL, create FILE and wait until someone removes it (a race made exact)
+_PAUSE_AT = os.environ.get("MINIRUN_PAUSE_AT")
 _TRACE = os.environ.get("MINIRUN_TRACE_POINTS")
 _seen: dict[str, int] = {}
 # ids, addresses and numbers vary from run to run; labels must not
@@ -39,7 +43,7 @@ def check(step: str) -> None:
 def point(what: str, path=None) -> None:
     """A crash point. `path` (of an atomic write) becomes part of the label, its
     variable parts masked: write:containers/state.json, write:ipam/*, write:names/*."""
-    if _KILL_AT is None and _TRACE is None:
+    if _KILL_AT is None and _TRACE is None and _PAUSE_AT is None:
         return
     label = what
     if path is not None:
@@ -54,3 +58,9 @@ def point(what: str, path=None) -> None:
     if _KILL_AT is not None and _KILL_AT in (label, f"{label}#{n}"):
         import signal
         os.kill(os.getpid(), signal.SIGKILL)
+    if _PAUSE_AT is not None and _PAUSE_AT.partition("=")[0] in (label, f"{label}#{n}"):
+        import time
+        flag = _PAUSE_AT.partition("=")[2]
+        open(flag, "w").close()
+        while os.path.exists(flag):
+            time.sleep(0.01)

@@ -125,13 +125,37 @@ def remove(paths: Paths, ref: str, force: bool = False) -> Container:
         if c.state != STOPPED and owner_alive(c):
             _wait_teardown(c)
         _show_monitor(c, offset)
-    # No waiting for the owner (the monitor execs a whole Python to tear down): whoever
-    # takes the container's lock first does it, the other finds it done.
+    if c.state in ("creating", "created") and owner_alive(c):
+        # A start in progress: its owner is still making things for it. Kill PID 1 (again,
+        # if it was forked meanwhile) until the owner has rolled the start back, so that
+        # nothing is made after our teardown.
+        now = _stop_a_start(c)
+        if now is None:
+            return c  # the owner's rollback removed it
+        c = now
+    # No waiting for the owner of a running container (the monitor execs a whole Python
+    # to tear down): whoever takes the container's lock first does it.
     failures = finish(c, c.exit_code, remove=True, force=force)
     if failures and not force:
         raise TeardownError([str(f) for f in failures])
     report(failures, f"rm {c.name}")
     return c
+
+
+def _stop_a_start(c: Container, timeout: float = 15) -> Container | None:
+    """SIGKILL the PID 1 of a start in progress until its owner rolls the start back or
+    dies; the record as it is then (None: removed by the owner's rollback)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = reload(c)
+        if now is None:
+            return None
+        if now.state == STOPPED or not owner_alive(now):
+            return now
+        if process_alive(now.pid, now.pid_start):
+            signal_container(now, signal.SIGKILL)
+        time.sleep(0.01)
+    return reload(c)
 
 
 def reclaim(paths: Paths) -> list[str]:

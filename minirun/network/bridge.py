@@ -170,8 +170,14 @@ class BridgeDriver:
             subnet=self.net.subnet, gateway=self.net.gateway, firewall=self.firewall_name,
             veth=veth_name(c.id))
         faults.check("prepare.address")
-        with journal.step(c, "net.lease", network=self.net.name) as intent:
-            intent["ip"] = ip = self.store.ipam(self.net).allocate(c.id, c.config.requested_ip)
+        faults.point("prepare")
+        # Under the lock `network rm` takes: the network still exists (as we read it),
+        # and once this step is on disk, `network rm` sees this container and refuses.
+        with fsutil.locked(self.store.lock_path):
+            self._check_still_there()
+            with journal.step(c, "net.lease", network=self.net.name) as intent:
+                intent["ip"] = ip = self.store.ipam(self.net).allocate(c.id,
+                                                                       c.config.requested_ip)
         c.network = c.network._replace(ip=ip, mac=container_mac(ip))
         alive = _alive(self.paths)
         faults.check("prepare.ports")
@@ -185,6 +191,15 @@ class BridgeDriver:
             ports.append(Port(m.host_ip, port, m.container_port, m.proto))
         c.network = c.network._replace(ports=tuple(ports))
         save(c)
+
+    def _check_still_there(self) -> None:
+        from ..errors import NotFound
+        now = fsutil.read_json(self.store.record_path(self.net.name))
+        if self.net.name == "bridge" and now is None:
+            return  # the default network's record is made on demand
+        if not now or (now.get("subnet"), now.get("bridge")) != (self.net.subnet,
+                                                                 self.net.bridge):
+            raise NotFound(f"network {self.net.name} was removed meanwhile")
 
     def join_fd(self, c: Container) -> int | None:
         return None

@@ -68,7 +68,11 @@ def attach(name: str, pid: int, tag: str) -> None:
             os.close(fd)
         except OSError:
             pass
-    k.kernel.mount(f"/proc/{pid}/ns/net", target, None, k.MS_BIND)
+    try:
+        k.kernel.mount(f"/proc/{pid}/ns/net", target, None, k.MS_BIND)
+    except SyscallError:
+        os.unlink(target)  # the file we just made with O_EXCL and tagged: ours
+        raise
 
 
 def _tag_of(target: str) -> str | None:

@@ -40,7 +40,8 @@ DEFAULT_BRIDGE = "minirun0"
 # Never overlap Docker's and podman's defaults, whatever the host's routes say.
 RESERVED = ["172.17.0.0/16", "10.88.0.0/16"]
 DEFAULT_CANDIDATES = [f"10.99.{i}.0/24" for i in range(256)]
-IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
+# what the kernel takes as an interface name (not "." nor "..")
+IFNAME_RE = re.compile(r"^(?!\.{1,2}$)[a-zA-Z0-9_.-]{1,15}$")
 # Ranges no bridge network may touch (RFC 6890): a subnet there would capture the host's
 # own loopback, link-local (cloud metadata), multicast or broadcast traffic.
 GATEWAY_MODES = ("nat", "routed", "nat-unprotected")
@@ -221,8 +222,8 @@ class NetworkStore:
                 subnet = choose_free_subnet(cands, in_use)
                 if subnet is None:
                     raise Conflict("no free subnet left: pass --subnet")
-            if gateway is None:
-                gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+            if gateway is None:  # the first address (a /31 or /32 is refused just below)
+                gateway = str(ipaddress.ip_network(subnet).network_address + 1)
             parse_network(subnet, gateway)  # gateway inside the subnet, not network/broadcast
             bridge = bridge or self._bridge_name(name)
             for other in others:
