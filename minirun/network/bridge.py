@@ -132,9 +132,14 @@ class BridgeDriver:
 
     # -- before anything exists ----------------------------------------------
     def preflight(self, spec, ports: list) -> None:
-        """Refuse, creating nothing: a firewall backend without its tools, a netns name or
-        a host port that is taken, a link named like our bridge that is not ours."""
+        """Refuse, creating nothing: a firewall backend without its tools or other than the
+        one the network's rules are in, a netns name or a host port that is taken, a link
+        named like our bridge that is not ours."""
         self._firewall().check_available()
+        active = (fsutil.read_json(self.ready_marker) or {}).get("firewall")
+        if active not in (None, self.firewall_name):
+            raise Conflict(f"network {self.net.name} has its rules in {active}: run its "
+                           f"containers with --firewall {active}")
         if spec.name:
             netns.check_free(spec.name)
         self._check_bridge()

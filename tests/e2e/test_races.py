@@ -72,3 +72,11 @@ def test_tiny_subnet_is_a_clean_error(host):
     res = host.minirun("network", "create", "--bridge", "..", "n1")
     assert res.returncode == 125 and "bridge name" in res.stderr
     assert host.minirun("network", "inspect", "n1").returncode == 125
+
+
+def test_one_firewall_backend_per_network(host):
+    host.minirun("run", "-d", "--name", "a", R, "sleep", "100", check=True)
+    res = host.minirun("--firewall", "iptables", "run", "--rm", R, "true")
+    assert res.returncode == 125 and "--firewall nftables" in res.stderr, res.stderr
+    host.minirun("rm", "-f", "a", check=True)
+    host.minirun("--firewall", "iptables", "run", "--rm", R, "true", check=True)
