@@ -18,6 +18,7 @@ from .errors import MinirunError
 from .init import _take_pty, exec_command, exit_code, find_executable, forward_signals
 from .sync import Channel, reported_error
 from .record import Container
+from .procs import process_alive
 from .state import is_running
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -36,6 +37,12 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
     fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
            for name, _ in JOIN_ORDER}
     rootfd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not process_alive(pid, c.pid_start):
+        # PID 1 died (and its PID may be someone else's now) between the check and the
+        # opens: those namespaces are not the container's to join
+        for fd in (*fds.values(), rootfd):
+            os.close(fd)
+        raise MinirunError(f"container {c.name} is not running")
     full_env = dict(c.config.env)
     full_env.update(env or {})
     keep = list(c.config.caps)

@@ -384,6 +384,9 @@ def program_for(mode: str, profile: str | None, caps) -> bytes | None:
     if not _valid(prog):
         raise UsageError(f"seccomp: the filter is {len(prog) // 8} instructions, "
                          "more than the kernel's 4096")
+    from . import oplog
+    if oplog.skip():  # --explain=only creates nothing, not even a cache file
+        return prog
     for p in paths:
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         try:

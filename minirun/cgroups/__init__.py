@@ -181,10 +181,21 @@ def keyed(text: str) -> dict[str, int]:
     return out
 
 
+def _why(path: str, what: str) -> str | None:
+    """One `# why` per directory kind, not one per v1 hierarchy: it goes with the `cpu`
+    hierarchy's directory (v1), or with the one directory (v2)."""
+    top = os.path.relpath(path, MOUNT).split("/")[0]
+    return what if top in ("cpu", "cpu,cpuacct") or top.startswith("minirun-") else None
+
+
 def make_dir(path: str, tag: str) -> int:
     """mkdir a cgroup and tag it; returns its inode. Raises FileExistsError."""
     from .. import oplog
-    oplog.record(f"mkdir {path}", why="the container's cgroup")
+    if os.path.basename(path).startswith("minirun-"):
+        why = "minirun's directory for this state root's containers (goes with the last)"
+    else:
+        why = "the container's cgroup (on cgroup v1, one directory in each hierarchy)"
+    oplog.record(f"mkdir {path}", why=_why(path, why))
     os.mkdir(path)
     try:
         os.setxattr(path, XATTR, tag.encode())
@@ -343,7 +354,8 @@ def kill_all(g: Group) -> list[Failure]:
 
 def _rmdir(path: str, deadline: float, quiet: bool = False) -> list[Failure]:
     from .. import oplog
-    oplog.record(f"rmdir {path}", why="the container's cgroup")
+    oplog.record(f"rmdir {path}", why=_why(path, "the container's cgroup goes (each "
+                                           "hierarchy's directory)"))
     while True:
         try:
             os.rmdir(path)
