@@ -81,7 +81,7 @@ class JoinDriver:
         if not is_running(other):
             raise MinirunError(f"cannot join the network of container {self.target}: "
                                "it is not running")
-        if other.network is None or other.network.driver not in ("bridge", "none"):
+        if other.network is None or other.network.driver not in ("bridge", "none", "cni"):
             raise MinirunError(f"cannot join the network of container {self.target}: "
                                "it has no network namespace of its own")
         return other
@@ -120,6 +120,12 @@ def get_driver(paths: Paths, network: str, firewall: str = "nftables"):
         if not target:
             raise MinirunError("--network container: needs a container name")
         return JoinDriver(paths, target)
+    if network.startswith("cni:"):
+        name = network.split(":", 1)[1]
+        if not name:
+            raise MinirunError("--network cni: needs the name of a CNI network")
+        from .cni_driver import CniDriver
+        return CniDriver(name)
     from .bridge import BridgeDriver
     try:
         return BridgeDriver.for_network(paths, network, firewall)
@@ -136,6 +142,9 @@ def driver_of(c: Container):
         return BridgeDriver.from_record(c.paths, att)
     if kind == "container":
         return JoinDriver(c.paths, att.container or "")
+    if kind == "cni" or any(s.kind == "net.cni" for s in c.journal):
+        from .cni_driver import CniDriver  # undo uses what the journal recorded
+        return CniDriver(att.network if att else "", conflist={})
     if kind == "none" or any(s.kind == "net.netns" for s in c.journal):
         return NoneDriver()
     return HostDriver()
