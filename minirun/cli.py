@@ -78,10 +78,11 @@ def main(ctx, **globs):
 @main.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
 @_options(RUN_OPTIONS)
 @click.argument("rootfs")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1)  # may come from the image: run_command checks
 @click.pass_context
 def run(ctx, rootfs, command, **opts):
-    """Run COMMAND in a new container made from the directory ROOTFS."""
+    """Run COMMAND in a new container made from the directory ROOTFS, or from an image
+    (minirun images) when no such directory exists; COMMAND then defaults to the image's."""
     from .commands import run_command
     ctx.exit(run_command(ctx.obj["paths"], ctx.obj["firewall"], opts, rootfs, command))
 
@@ -336,3 +337,4 @@ from .cli_network import network, system  # noqa: E402
 
 main.add_command(network)
 main.add_command(system)
+__import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull

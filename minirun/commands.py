@@ -59,14 +59,42 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
     if any(o.get(key) is not None for key in rkeys):
         from .spec import parse_resources
         resources = parse_resources(**{key: o.get(key) for key in rkeys})
+    image = None
+    if not os.path.lexists(rootfs):  # a path that exists stays a path, as it always was
+        from .images.apply import for_run
+        image = for_run(paths, rootfs)
+    if image is None and not command and o.get("entrypoint") is None:
+        err = UsageError("missing argument COMMAND (ROOTFS is a directory: it has no "
+                         "command of its own)")
+        err.exit_code = 2  # click's code for a missing argument, as before images
+        raise err
+    env = parse_env(tuple(o["env"]), tuple(o["env_file"]))
+    workdir, user = o["workdir"], parse_user(o["user"])
+    if o.get("entrypoint") is not None or image is not None:
+        from .images.apply import command as image_command
+        command = image_command(o.get("entrypoint"), tuple(command), image)
+    if image is not None:  # its config, under what was given on the command line
+        if not command:
+            raise UsageError(f"no command specified: image {rootfs!r} has no ENTRYPOINT "
+                             "or CMD (give a COMMAND)")
+        env = {**image.env, **env}
+        if workdir == "/" and image.workdir:
+            workdir = image.workdir
+        if o["user"] is None and image.user:
+            from .images.apply import resolve_user
+            user = resolve_user(image, image.user)
     spec = ContainerSpec(
-        rootfs=check_rootfs(rootfs), command=tuple(command), name=o["name"],
-        hostname=o["hostname"], env=parse_env(tuple(o["env"]), tuple(o["env_file"])),
-        workdir=o["workdir"], user=parse_user(o["user"]), interactive=o["interactive"],
+        rootfs=image.lowers[0] if image else check_rootfs(rootfs), command=tuple(command),
+        name=o["name"],
+        hostname=o["hostname"], env=env,
+        workdir=workdir, user=user, interactive=o["interactive"],
         tty=o["tty"], remove=o["remove"], detach=o["detach"], init=o["init"],
         read_only=o["read_only"], volumes=tuple(Volume.parse(v) for v in o["volume"]),
         caps=tuple(caps.resolve(tuple(o["cap_add"]), tuple(o["cap_drop"]))),
-        network=o["network"], ip=o["ip"]).validate()
+        network=o["network"], ip=o["ip"],
+        **({"image": image.ref, "image_id": image.id, "lowers": image.lowers,
+            "labels": image.labels, "exposed_ports": image.exposed_ports}
+           if image else {})).validate()
     if resources is not None:
         spec = spec._replace(resources=resources)
     if o.get("security_opt") or o.get("privileged"):

@@ -100,8 +100,9 @@ def parse(argv: list[str]):
     except _NotMine:
         return None
     rest = argv[j:]
-    if len(rest) < 2:
-        return None  # missing ROOTFS or COMMAND: click says so
+    if not rest:
+        return None  # missing ROOTFS (or IMAGE): click says so; COMMAND may come from an
+        # image (commands.run_command says when there is none)
     # click's order: the command line, then the environment variable, then the default
     given = _given(argv[:i])
     for dest, var in GLOBAL_ENV.items():

@@ -60,6 +60,11 @@ class Config(NamedTuple):
     seccomp_profile: str | None = None   # custom: the checked profile, compact JSON
     privileged: bool = False
     resources: Resources = Resources()
+    image: str | None = None             # the image reference `run` was given (images/)
+    image_id: str | None = None          # its ID (the config's sha256 hex)
+    lowers: tuple[str, ...] = ()         # its layer directories, top first (overlay lowerdir)
+    labels: dict[str, str] = {}          # the image's Labels (never mutated)
+    exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P
 
     def to_json(self) -> dict:
         d = self._asdict()
@@ -78,6 +83,8 @@ class Config(NamedTuple):
         d["volumes"] = tuple(Volume(**v) for v in d.get("volumes", ()))
         d["resources"] = Resources(**{k: v for k, v in (d.get("resources") or {}).items()
                                       if k in Resources._fields})
+        d["lowers"] = tuple(d.get("lowers", ()))
+        d["exposed_ports"] = tuple(d.get("exposed_ports", ()))
         return cls(**d)
 
 

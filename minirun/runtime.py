@@ -39,7 +39,9 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         network_mode=spec.network, requested_ip=spec.ip,
         ports=tuple(Port(p.host_ip, p.host_port, p.container_port, p.proto) for p in ports),
         volumes=tuple(spec.volumes), resources=spec.resources, seccomp=spec.seccomp,
-        seccomp_profile=spec.seccomp_profile, privileged=spec.privileged)
+        seccomp_profile=spec.seccomp_profile, privileged=spec.privileged,
+        image=spec.image, image_id=spec.image_id, lowers=tuple(spec.lowers),
+        labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports))
 
 
 def check_paths(*paths: str) -> None:
@@ -56,10 +58,14 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
         raise Conflict(f"container name {spec.name!r} is already in use")
     driver = get_driver(paths, spec.network, firewall)
     driver.preflight(spec, ports)  # refuses bad input before anything is created
-    check_paths(spec.rootfs, str(paths.root))
+    check_paths(spec.rootfs, str(paths.root), *spec.lowers)
     # The hostname defaults to the short id, which only exists once the record does.
     c = create_record(paths, spec.name, config_of(spec, ports, spec.hostname or ""))
     try:
+        # the record now names the image's layers (rmi keeps them); were they removed
+        # between the lookup and here, say so rather than fail the mount
+        if any(not os.path.isdir(d) for d in spec.lowers):
+            raise Conflict(f"image {spec.image!r} was removed while the container started")
         if not spec.hostname:
             hostname = c.id[:12]
             c.config = c.config._replace(hostname=hostname, env=spec.container_env(hostname))

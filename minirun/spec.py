@@ -296,6 +296,11 @@ class ContainerSpec(NamedTuple):
     seccomp: str = "default"             # default | unconfined | custom
     seccomp_profile: str | None = None   # custom: the checked profile, compact JSON
     privileged: bool = False
+    image: str | None = None             # run IMAGE: the reference, its ID, its layers
+    image_id: str | None = None
+    lowers: tuple[str, ...] = ()         # top first; rootfs is then the top layer
+    labels: dict[str, str] = {}          # never mutated
+    exposed_ports: tuple[str, ...] = ()
 
     def validate(self) -> "ContainerSpec":
         if not self.command:

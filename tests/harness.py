@@ -49,6 +49,8 @@ def _counts(p: Path) -> bool:
         return False
     if p.parent.name == "networks" and p.suffix == ".json":
         return False
+    if any(a.name == "images" and a.parent.name == "lib" for a in p.parents):
+        return False  # the image store persists by design (minirun/images/)
     return "libexec" not in p.parts
 
 

@@ -51,7 +51,7 @@ def test_environment_then_command_line(monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [
-    ["run"], ["run", "rootfs"], ["run", "--help"], ["run", "-h", "r", "c"], ["ps"],
+    ["run"], ["run", "--help"], ["run", "-h", "r", "c"], ["ps"],
     ["run", "--bogus", "r", "c"], ["run", "-x", "r", "c"], ["--firewall", "x", "run", "r", "c"],
     ["run", "--rm=1", "r", "c"], ["run", "-p"], ["--help"], [],
 ])
