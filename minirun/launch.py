@@ -37,7 +37,9 @@ def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan
     etc = {f"/etc/{n}": str(c.dir / "etc" / n) for n in ("hostname", "hosts", "resolv.conf")}
     flags = NS_FLAGS | (k.CLONE_NEWNET if driver.new_netns else 0)
     return ChildPlan(
-        lower=cfg.rootfs, upper=str(c.dir / "upper"), work=str(c.dir / "work"),
+        # an image's layers: overlayfs's lowerdir=top:...:bottom
+        lower=":".join(cfg.lowers) if cfg.lowers else cfg.rootfs,
+        upper=str(c.dir / "upper"), work=str(c.dir / "work"),
         merged=str(c.dir / "merged"), unshare_flags=flags, hostname=cfg.hostname,
         steps=mount_plan(volumes=cfg.volumes, etc_files=etc, privileged=cfg.privileged),
         argv=list(cfg.command),
@@ -81,18 +83,24 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
     if plan.join_netns_fd is not None:
         os.close(plan.join_netns_fd)
     chan = Channel(ours)
+    moved = None
     try:
         # PID 1 is recorded before anything else is made for it: a crash from here on
         # leaves a record from which the process is found and killed.
         c.pid, c.pid_start = pid, proc_start_time(pid)
         save(c)
-        if plan.cgroupns:  # into its cgroup before it runs any code of the user's
-            from .cgroups import join
-            join(c, pid)
+        # Into its cgroup before it runs any code of the user's (it waits for GO). On
+        # cgroup v1 the first move into a cgroup waits for an RCU grace period (~10 ms
+        # here), so it runs in a thread of its own, beside the child's mounts and the
+        # network's attach, and is waited for just before GO.
+        moved = _move_to_cgroup(c, pid) if plan.cgroupns else None
         _expect(chan, NS, pid)
         try:
             driver.attach(c, pid)
             _explain_ping(c, plan, pid)
+            if moved is not None:
+                moved()
+                moved = None
             faults.check("start.go")
             c.state = CREATED
             save(c)
@@ -110,6 +118,11 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         _expect(chan, None, pid)  # EOF: the command was exec'd
     except BaseException:
         kill_and_reap(pid)
+        if moved is not None:  # done before the teardown looks at the cgroup
+            try:
+                moved()
+            except BaseException:  # noqa: BLE001 - the start's own failure is reported
+                pass
         raise
     finally:
         ours.close()
@@ -131,6 +144,32 @@ def _explain_ping(c: Container, plan, pid) -> None:
                  why="inside the container: ping works without CAP_NET_RAW (ICMP datagram "
                  "sockets for every group; PID 1 did this itself, before the network was "
                  "attached)")
+
+
+def _move_to_cgroup(c: Container, pid: int):
+    """Start moving `pid` into the container's cgroup; returns the function that waits
+    for it (and raises what it raised). `_thread`, not `threading`: the latter's import
+    alone would cost more than it saves on a start without a network."""
+    import _thread
+    from .cgroups import join
+    done, failed = _thread.allocate_lock(), []
+    done.acquire()
+
+    def move():
+        try:
+            join(c, pid)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiter
+            failed.append(e)
+        finally:
+            done.release()
+
+    _thread.start_new_thread(move, ())
+
+    def wait():
+        done.acquire()
+        if failed:
+            raise failed[0]
+    return wait
 
 
 def _raise_child_error(chan: Channel, pid: int) -> None:
