@@ -216,6 +216,17 @@ class BridgeDriver:
 
     # -- after fork ----------------------------------------------------------------
     def attach(self, c: Container, pid: int) -> None:
+        att = c.network
+        self.attach_steps(c, f"/proc/{pid}/ns/net", PEER_IFNAME,
+                          f"minirun container {c.name}",
+                          name_netns=lambda: netns.attach_step(c, att.netns, pid))
+
+    def attach_steps(self, c: Container, netns_path: str, peer_ifname: str, alias: str,
+                     name_netns=None, **veth_intent) -> None:
+        """The attach steps into the network namespace at `netns_path`: the network
+        (bridge and rules), the namespace's name (`name_netns`, when it is ours to name),
+        the veth with `peer_ifname` inside, its address and route, the published ports. The
+        CNI plugin (minirun/cni) runs the same steps for a namespace its runtime made."""
         from .netlink import Netlink
         att = c.network
         fw = self._firewall()
@@ -227,16 +238,18 @@ class BridgeDriver:
                 with self.store.net_lock(self.net):
                     self._ensure_network(nl, fw)
             faults.check("attach.netns")
-            netns.attach_step(c, att.netns, pid)
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            if name_netns is not None:
+                name_netns()
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 faults.check("attach.veth")
-                with journal.step(c, "net.veth", name=att.veth, mac=veth_mac(c.id)):
-                    nl.add_veth(att.veth, PEER_IFNAME, fd, att.netns, self.net.bridge,
-                                veth_mac(c.id), att.mac, alias=f"minirun container {c.name}",
+                with journal.step(c, "net.veth", name=att.veth, mac=veth_mac(c.id),
+                                  **veth_intent):
+                    nl.add_veth(att.veth, peer_ifname, fd, att.netns, self.net.bridge,
+                                veth_mac(c.id), att.mac, alias=alias,
                                 bridge_mac=self.bridge_mac)
                 faults.check("attach.address")
-                nl.configure_container(fd, att.netns, PEER_IFNAME, att.ip, att.prefixlen,
+                nl.configure_container(fd, att.netns, peer_ifname, att.ip, att.prefixlen,
                                        att.gateway)
             finally:
                 os.close(fd)
