@@ -34,8 +34,6 @@ def heal_firewall(paths) -> None:
 
 def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
     """`minirun run`: validate everything, then run; returns the exit code."""
-    from .cgroups import warm_up
-    warm_up()  # beside the validation: see there
     from . import caps
     from .runtime import run
     from .spec import ContainerSpec, Volume, check_rootfs, parse_env, parse_user

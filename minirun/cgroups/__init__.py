@@ -137,31 +137,6 @@ def group_of(version: int, dirs: list) -> Group:
     return V1Group(dirs)
 
 
-def warm_up() -> None:
-    """On cgroup v1, the first move of a process into a cgroup waits for an RCU grace
-    period (~10 ms here: the cgroup_threadgroup_rwsem's rcu_sync switching to its
-    writers' mode); moves within a grace period after another are cheap. So `run`
-    calls this first thing, and a thread moves minirun into the cgroup it is already
-    in (a move that changes nothing) while it validates and prepares; PID 1's move a
-    few ms later then finds the switch made. Measured here: PID 1's move went from
-    ~10 ms to well under 1 ms of the start. Best effort: any error is ignored."""
-    import _thread
-
-    def move() -> None:
-        try:
-            with open("/proc/self/cgroup") as f:
-                for line in f:
-                    _, ctrls, rel = line.rstrip("\n").split(":", 2)
-                    if ctrls == "pids":  # any v1 hierarchy does: the lock is global
-                        with open(f"{MOUNT}/pids{rel}/cgroup.procs", "w") as procs:
-                            procs.write(str(os.getpid()))
-                        return
-        except (OSError, ValueError):
-            pass
-
-    _thread.start_new_thread(move, ())
-
-
 # -- small file helpers (every backend writes through these) -------------------
 
 def read(d: str, name: str) -> str:
