@@ -44,6 +44,13 @@ def _container_processes(root: str) -> list[int]:
     return sorted(found)
 
 
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _counts(p: Path) -> bool:
     if p.name.endswith(".lock") or p.name in ("lock", "last_reserved"):
         return False
@@ -146,8 +153,7 @@ class Host:
                                   if p.is_file() and _counts(p))
         procs = self.sh("ps -e -o pid= -o args= || true")
         # cgroups are host-wide: count this state root's only (minirun-<root tag>)
-        import hashlib
-        tag = "minirun-" + hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        tag = self.cgroup_tag
         cgroups = []
         for top, dirs, _files in os.walk("/sys/fs/cgroup"):
             if tag in top.split("/"):
@@ -168,6 +174,27 @@ class Host:
             self.minirun("rm", "-f", "--all", timeout=30)
         except Exception:
             pass
+        # A failed test (or a broken minirun) may leave containers, their monitors and
+        # cgroups that `rm` could not remove: they must not outlive the test. The
+        # monitors first, so none tears down (or waits) any more.
+        for line in subprocess.run(["ps", "-e", "-o", "pid=", "-o", "args="],
+                                   capture_output=True, text=True).stdout.splitlines():
+            pid, _, args = line.strip().partition(" ")
+            if "minirun-monitor" in args and str(self.root) in args:
+                _kill(int(pid))
+        for pid in _container_processes(str(self.root)):
+            _kill(pid)
+        for top, dirs, _files in sorted(os.walk("/sys/fs/cgroup"), reverse=True):
+            if self.cgroup_tag in top.split("/"):
+                try:
+                    os.rmdir(top)  # innermost first (reversed walk): empty once killed
+                except OSError:
+                    pass
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         subprocess.run(["rm", "-rf", str(self.dir)])
+
+    @property
+    def cgroup_tag(self) -> str:
+        import hashlib
+        return "minirun-" + hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
