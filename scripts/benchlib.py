@@ -287,6 +287,11 @@ def _netns() -> set[str]:
         return set()
 
 
+def _netns_dir_mounted() -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == "/run/netns" for line in f)
+
+
 class HostState:
     """What the host had before the bench, so that only what appeared is removed."""
 
@@ -298,6 +303,7 @@ class HostState:
         self.files = _files_in(PEER_FILE_DIRS)
         self.cgroups = _cgroup_dirs()
         self.netns = _netns()
+        self.netns_mounted = _netns_dir_mounted()
         self.ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
 
     def remove_peer_leftovers(self) -> list[str]:
@@ -339,6 +345,10 @@ class HostState:
                     done.append(f"rm {path}")
                 except OSError:
                     pass
+        # podman (like `ip netns add`) turns /run/netns into a shared bind mount of itself
+        if not self.netns_mounted and _netns_dir_mounted() and not _netns():
+            if run(["umount", "/run/netns"]).returncode == 0:
+                done.append("umount /run/netns")
         for d in sorted(_cgroup_dirs() - self.cgroups, key=lambda p: -p.count("/")):
             for sub in sorted((str(p) for p in Path(d).rglob("*") if p.is_dir()),
                               key=lambda p: -p.count("/")):
