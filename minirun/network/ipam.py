@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from minirun import fsutil
+from minirun import faults, fsutil
 from minirun.errors import Conflict, SyscallError, UsageError
 
 IPv4Network = ipaddress.IPv4Network
@@ -292,6 +292,7 @@ class Ipam:
                 continue
             except OSError as exc:
                 raise SyscallError.from_oserror("create lease", str(path), exc) from None
+            faults.point("write", path)  # an empty lease is free: see Ipam's docstring
             try:
                 os.write(fd, _lease_bytes(owner, boot))
             except OSError as exc:

@@ -59,6 +59,7 @@ def reclaim_orphans(paths: Paths, live_ids: set[str]) -> list[Failure]:
     finally:
         nl.close()
     res = PortReservations(paths.root / "ports")
+    res.sweep_unreadable()
     if res.dir.exists():
         for p in res.dir.iterdir():
             proto, _, port = p.name.partition("-")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .. import fsutil
+from .. import faults, fsutil
 from ..errors import Conflict
 
 
@@ -24,7 +24,10 @@ class PortReservations:
         return self.dir / f"{proto}-{port}"
 
     def owner(self, proto: str, port: int) -> str | None:
-        data = fsutil.read_json(self._path(proto, port))
+        try:
+            data = fsutil.read_json(self._path(proto, port))
+        except ValueError:  # written before the content: see reserve()
+            return None
         return data.get("owner") if isinstance(data, dict) else None
 
     def reserve(self, owner: str, proto: str, port: int,
@@ -40,14 +43,36 @@ class PortReservations:
                 path.unlink(missing_ok=True)
             elif current == owner:
                 return
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"owner": owner}, f)
+            elif path.exists():
+                # no readable owner: a reservation of an older minirun killed between
+                # creating the file and writing it (we hold the lock: nobody is writing)
+                path.unlink()
+            # The content is written whole first, then linked into place: link() fails
+            # if the name exists (O_EXCL's guarantee), and a reader never sees it empty.
+            tmp = self.dir / f".{path.name}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps({"owner": owner}))
+            faults.point("write", path)
+            os.link(tmp, path)
+            tmp.unlink()
 
     def release(self, owner: str, proto: str, port: int) -> None:
         """Idempotent; never frees another container's reservation."""
         if self.owner(proto, port) == owner:
             self._path(proto, port).unlink(missing_ok=True)
+
+    def sweep_unreadable(self) -> list[str]:
+        """Remove reservations without a readable owner (see reserve); returns them."""
+        removed = []
+        if not self.dir.exists():
+            return removed
+        with fsutil.locked(self.dir / "lock"):
+            for p in self.dir.iterdir():
+                proto, _, port = p.name.partition("-")
+                if not p.name.startswith(".") and port.isdigit() and \
+                        self.owner(proto, int(port)) is None:
+                    p.unlink(missing_ok=True)
+                    removed.append(p.name)
+        return removed
 
     def taken(self) -> set[int]:
         if not self.dir.exists():
