@@ -56,30 +56,11 @@ def _ls(ctx, quiet, no_trunc):
         click.echo("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
-_LS_OPTS = [click.option("-q", "--quiet", is_flag=True, help="Only image IDs."),
-            click.option("--no-trunc", is_flag=True, help="Full image IDs.")]
-
-
-def _with(opts):
-    def deco(f):
-        for o in reversed(opts):
-            f = o(f)
-        return f
-    return deco
-
-
-@image.command("ls")
-@_with(_LS_OPTS)
+@click.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
+@click.option("--no-trunc", is_flag=True, help="Full image IDs.")
 @click.pass_context
 def ls(ctx, quiet, no_trunc):
-    """List images."""
-    _ls(ctx, quiet, no_trunc)
-
-
-@click.command("images")
-@_with(_LS_OPTS)
-@click.pass_context
-def images(ctx, quiet, no_trunc):
     """List images."""
     _ls(ctx, quiet, no_trunc)
 
@@ -135,24 +116,13 @@ def _rmi(ctx, names, force):
     ctx.exit(code)
 
 
-_RM_OPTS = [click.argument("names", nargs=-1, required=True),
-            click.option("-f", "--force", is_flag=True,
-                         help="Remove even if containers use it (their layers stay until "
-                         "they are removed).")]
-
-
-@image.command("rm")
-@_with(_RM_OPTS)
+@click.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True,
+              help="Remove even if containers use it (their layers stay until they are "
+              "removed).")
 @click.pass_context
 def rm(ctx, names, force):
-    """Remove images (refused while a container uses one, unless -f)."""
-    _rmi(ctx, names, force)
-
-
-@click.command("rmi")
-@_with(_RM_OPTS)
-@click.pass_context
-def rmi(ctx, names, force):
     """Remove images (refused while a container uses one, unless -f)."""
     _rmi(ctx, names, force)
 
@@ -174,6 +144,14 @@ def pull(ctx, reference, quiet):
         click.echo(ref)
 
 
+# One command under two names each, as Docker has them: `image ls` is `images`,
+# `image rm` is `rmi`.
+image.add_command(ls, "ls")
+image.add_command(rm, "rm")
+
+
 def add_to(main) -> None:
-    for cmd in (image, images, rmi, pull):
-        main.add_command(cmd)
+    main.add_command(image)
+    main.add_command(ls, "images")
+    main.add_command(rm, "rmi")
+    main.add_command(pull)
