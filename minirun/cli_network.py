@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import click
 
@@ -67,7 +66,7 @@ def inspect(ctx, name):
         att = c.network
         containers[c.name] = {"id": c.id, "ip": att.ip, "mac": att.mac, "veth": att.veth,
                               "netns": att.netns, "ports": [p._asdict() for p in att.ports]}
-    click.echo(json.dumps(dict(asdict(net), containers=containers), indent=2, sort_keys=True))
+    click.echo(json.dumps(dict(net._asdict(), containers=containers), indent=2, sort_keys=True))
 
 
 @network.command("diagram")

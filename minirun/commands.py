@@ -37,6 +37,8 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
     from . import caps
     from .runtime import run
     from .spec import ContainerSpec, Volume, check_rootfs, parse_env, parse_user
+    from .faults import phase
+    phase("imports")
     ports = []
     if o["publish"]:  # the parser (and random, re...) only when needed
         from .network.ports import parse_all
@@ -107,6 +109,8 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
             spec = spec._replace(caps=tuple(sorted(kept)))
         spec = spec._replace(seccomp=mode, seccomp_profile=profile,
                              privileged=bool(o.get("privileged"))).validate()
+    phase("validated")
     sys.stdout.flush()
     heal_firewall(paths)
+    phase("firewall checked")
     return run(paths, spec, ports, firewall)

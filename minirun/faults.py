@@ -14,6 +14,11 @@ removed, so a test can run another command exactly in that window.
 label a line), so a test can list them all from one normal run and then kill
 at each in turn: the crash paths are covered deterministically, not by luck.
 
+`MINIRUN_PHASES=FILE` appends `MONOTONIC_NS PID LABEL` for every phase mark
+(`phase()`) and every point, from every process of a start (minirun, PID 1
+until its exec): `scripts/bench --profile` turns them into a per-phase
+breakdown of one start.
+
 Costs one dictionary lookup per point when unused.
 """
 from __future__ import annotations
@@ -30,6 +35,11 @@ _KILL_AT = os.environ.get("MINIRUN_KILL_AT")
 # LABEL=FILE: at LABEL, create FILE and wait until someone removes it (a race made exact)
 _PAUSE_AT = os.environ.get("MINIRUN_PAUSE_AT")
 _TRACE = os.environ.get("MINIRUN_TRACE_POINTS")
+_PHASES = os.environ.get("MINIRUN_PHASES")
+# opened once (O_APPEND: the lines of parent and child interleave whole); PID 1 keeps
+# it open past its fd sweep (init.py) and loses it at exec (O_CLOEXEC)
+phase_fd = (os.open(_PHASES, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            if _PHASES else None)
 _seen: dict[str, int] = {}
 # ids, addresses and numbers vary from run to run; labels must not
 _VARIABLE = re.compile(r"[0-9a-f]{12,64}|\d+(\.\d+){3}|\d+")
@@ -40,10 +50,17 @@ def check(step: str) -> None:
         raise MinirunError(f"injected fault at {step}")
 
 
+def phase(label: str) -> None:
+    """A mark of the start-up timeline (MINIRUN_PHASES); nothing when unused."""
+    if phase_fd is not None:
+        import time
+        os.write(phase_fd, f"{time.monotonic_ns()} {os.getpid()} {label}\n".encode())
+
+
 def point(what: str, path=None) -> None:
     """A crash point. `path` (of an atomic write) becomes part of the label, its
     variable parts masked: write:containers/state.json, write:ipam/*, write:names/*."""
-    if _KILL_AT is None and _TRACE is None and _PAUSE_AT is None:
+    if _KILL_AT is None and _TRACE is None and _PAUSE_AT is None and phase_fd is None:
         return
     label = what
     if path is not None:
@@ -52,6 +69,8 @@ def point(what: str, path=None) -> None:
             parent = "containers"
         label = f"{what}:{_VARIABLE.sub('*', parent)}/{_VARIABLE.sub('*', name)}"
     n = _seen[label] = _seen.get(label, 0) + 1
+    if phase_fd is not None:
+        phase(f"  {label}")
     if _TRACE is not None:
         with open(_TRACE, "a") as f:
             f.write(f"{label}#{n}\n")

@@ -14,7 +14,7 @@ import stat
 import termios
 from typing import NamedTuple
 
-from . import caps
+from . import caps, faults
 from . import kernel as k
 from .errors import CommandNotExecutable, CommandNotFound, MinirunError
 from .sync import GO, NS, Channel
@@ -71,12 +71,15 @@ def _close_inherited_fds(keep: set[int]) -> None:
 def _run(chan: Channel, plan: ChildPlan) -> None:
     kern = k.kernel
     _close_inherited_fds({chan.sock.fileno(), plan.stdin_fd, plan.output_fd,
-                          plan.join_netns_fd})
+                          plan.join_netns_fd, faults.phase_fd})
     os.setsid()  # our own session: terminal signals reach the parent, which forwards them
+    faults.phase("child: started")
     setup(plan, kern, ns_ready=lambda: _namespaces_ready(chan, plan))
+    faults.phase("child: mounted, pivoted")
 
     if chan.recv() != GO:
         os._exit(125)  # the parent gave up or died: it reports, not us
+    faults.phase("child: go received")
     if plan.cgroupns:
         # We are in the container's cgroup now: it becomes the root of our view
         # (/proc/self/cgroup shows "/").
@@ -229,6 +232,7 @@ def exec_command(path: str, argv: list[str], env: dict[str, str],
     k.kernel.cloexec_from(3)  # no host fd reaches the command (CVE-2024-21626)
     if seccomp_bpf is not None:  # after no_new_privs (caps.limit), right before execve
         k.kernel.seccomp_load_bpf(seccomp_bpf)
+    faults.phase("child: execve")
     try:
         os.execve(path, argv, env)
     except OSError as e:

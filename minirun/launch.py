@@ -55,6 +55,7 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
     On failure PID 1 is killed and reaped; the caller tears down the rest."""
     plan = child_plan(c, driver, stdin_fd, output_fd)
     plan = plan._replace(join_netns_fd=driver.join_fd(c))
+    faults.phase("child planned")
     if oplog.dry_run:  # --explain=only: the network's commands, no process
         if plan.join_netns_fd is not None:
             os.close(plan.join_netns_fd)
@@ -75,6 +76,7 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         for s in FORWARDED_SIGNALS:
             signal.signal(s, signal.SIG_DFL)
         child_main(theirs, plan)
+    faults.phase("forked")
     if on_fork:
         on_fork(pid)
     k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
@@ -95,16 +97,20 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         # network's attach, and is waited for just before GO.
         moved = _move_to_cgroup(c, pid) if plan.cgroupns else None
         _expect(chan, NS, pid)
+        faults.phase("namespaces ready")
         try:
             driver.attach(c, pid)
+            faults.phase("network attached")
             _explain_ping(c, plan, pid)
             if moved is not None:
                 moved()
                 moved = None
+                faults.phase("cgroup joined")
             faults.check("start.go")
             c.state = CREATED
             save(c)
             chan.send(GO)
+            faults.phase("go sent")
         except (MinirunError, OSError):
             # If the child failed meanwhile (a bad mount), its reason is the real one.
             _raise_child_error(chan, pid)
@@ -116,6 +122,7 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
                 _check(msg.decode().strip() or None, "pty", pid)
             master = fds[0]
         _expect(chan, None, pid)  # EOF: the command was exec'd
+        faults.phase("exec confirmed")
     except BaseException:
         kill_and_reap(pid)
         if moved is not None:  # done before the teardown looks at the cgroup

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import kernel as k
+from .faults import phase
 from .errors import Conflict, MinirunError, UsageError
 from .launch import FORWARDED_SIGNALS, start
 from .lifecycle import finish, report
@@ -60,7 +61,9 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
     driver.preflight(spec, ports)  # refuses bad input before anything is created
     check_paths(spec.rootfs, str(paths.root), *spec.lowers)
     # The hostname defaults to the short id, which only exists once the record does.
+    phase("preflight")
     c = create_record(paths, spec.name, config_of(spec, ports, spec.hostname or ""))
+    phase("record created")
     try:
         # the record now names the image's layers (rmi keeps them); were they removed
         # between the lookup and here, say so rather than fail the mount
@@ -73,8 +76,11 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
             (c.dir / d).mkdir(mode=0o755)
         from .cgroups import create as create_cgroup
         create_cgroup(c)  # journal step cg.create: the cgroup and its limits
+        phase("cgroup created")
         driver.prepare(c)
+        phase("network prepared")
         write_etc(c, driver)
+        phase("etc written")
     except BaseException:
         report(finish(c, None, remove=True, force=True))
         raise
@@ -131,9 +137,11 @@ def _run_foreground(c: Container, spec: ContainerSpec, driver) -> int:
         os.close(pidfd)
         os.close(master)
     _, status = os.waitpid(pid, 0)
+    phase("exited")
     from .init import exit_code
     code = exit_code(status)
     for s, h in old.items():
         signal.signal(s, h)
     report(finish(c, code))
+    phase("torn down")
     return code

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from . import fsutil
+from .fsutil import sha256_hex  # noqa: F401 (re-exported)
 from .errors import Conflict, NotFound
 from .procs import pid_alive, proc_start_time, process_alive  # noqa: F401 (re-exported)
 from .record import CREATING, Config, Container
@@ -69,17 +70,6 @@ class Paths(NamedTuple):
         return self.containers / cid
 
 
-def sha256_hex(text: str) -> str:
-    """sha256 without loading OpenSSL: `hashlib` costs ~3 ms of every start here, the
-    built-in implementation it falls back on costs nothing."""
-    try:
-        from _sha256 import sha256  # CPython <= 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # CPython >= 3.12
-        except ImportError:
-            from hashlib import sha256
-    return sha256(text.encode()).hexdigest()
 
 
 def new_id() -> str:
@@ -174,7 +164,6 @@ def create_record(paths: Paths, name: str | None, config: Config) -> Container:
 
 def delete_record(c: Container) -> None:
     """Remove a container's name and record (with its layer); the record vanishes at once."""
-    import shutil  # only on teardown: keeps it off the start path
     with fsutil.locked(c.paths.names_lock):
         try:
             if (c.paths.names / c.name).read_text().strip() == c.id:
@@ -186,7 +175,7 @@ def delete_record(c: Container) -> None:
             os.rename(c.dir, gone)
         except FileNotFoundError:
             return
-    shutil.rmtree(gone, ignore_errors=True)
+    fsutil.remove_tree(gone)
 
 
 def sweep(paths: Paths) -> list[str]:

@@ -48,6 +48,7 @@ def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:
 
 def teardown(c: Container) -> list[Failure]:
     """Undo everything the journal says was (or was about to be) made for `c`."""
+    from .faults import phase
     failures = stop_process(c)
     for layer, steps in _groups(reversed(c.journal)):
         undo = UNDO.get(layer)
@@ -55,6 +56,7 @@ def teardown(c: Container) -> list[Failure]:
             failures.append(Failure("undo", steps[0].kind, "unknown kind of step"))
             continue
         failures += undo(c, steps)
+        phase(f"undone: {layer}")
     return failures
 
 

@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from .config import (CniError, E_CHECK_FAILED, E_DECODE, E_INVALID_CONFIG, E_INVALID_ENV,
@@ -114,7 +113,7 @@ class Plugin:
         changed while attachments exist is refused (their rules use the old one)."""
         from .. import fsutil
         path = self.driver.store.record_path(self.net.name)
-        want = {k: v for k, v in asdict(self.net).items() if k != "created"}
+        want = {k: v for k, v in self.net._asdict().items() if k != "created"}
         have = fsutil.read_json(path)
         if have is not None and {k: have.get(k) for k in want} == want:
             return

@@ -416,12 +416,17 @@ class BridgeDriver:
                 jobs.append(rules(last))
             if veths or last:
                 jobs.append(links(veths + ([(self.net.bridge, self.bridge_mac)] if last else [])))
+            from ..faults import phase
+            phase("  net undo: rules+links start")
             failures += in_parallel(jobs)
+            phase("  net undo: rules+links done")
             # The name of the namespace goes after the veth: deleted in this order, the
             # commands --explain prints replay without an error (the veth would otherwise
             # vanish with the namespace first).
             failures += netns.undo_steps(c, steps)
+            phase("  net undo: netns done")
             failures += self._release(c, steps)
+            phase("  net undo: released")
             if last:
                 self.ready_marker.unlink(missing_ok=True)
                 return failures

@@ -23,9 +23,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from minirun import faults, fsutil
 from minirun.errors import Conflict, SyscallError, UsageError
@@ -119,8 +118,7 @@ def short_id(owner: str) -> str:
 # On-disk store
 # --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(NamedTuple):
     ip: str
     owner: str | None  # None: the file is unreadable (its writer died mid-write)
     boot_id: str | None

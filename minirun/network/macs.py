@@ -23,8 +23,9 @@ The kinds never collide: their first octets differ.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+
+from ..fsutil import sha256
 
 CONTAINER_PREFIX = b"\x02\x6d"
 BRIDGE_OCTET = 0x06
@@ -49,7 +50,7 @@ def normalize(mac: str | None) -> str | None:
 
 
 def _hashed(first_octet: int, *parts: str) -> str:
-    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    digest = sha256("\0".join(parts).encode()).digest()
     return format_mac(bytes([first_octet]) + digest[:5])
 
 

@@ -22,14 +22,14 @@ address, and the container sees their real address), `nat-unprotected`
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import fsutil
+from ..fsutil import sha256_hex
 from ..errors import Conflict, MinirunError, NotFound, UsageError
 from ..spec import check_name
 from ..state import Paths, all_containers
@@ -53,8 +53,7 @@ SPECIAL_RANGES = (("0.0.0.0/8", "this network"), ("127.0.0.0/8", "loopback"),
                   ("240.0.0.0/4", "class E and broadcast"))
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     name: str
     subnet: str
     gateway: str
@@ -70,7 +69,7 @@ class Network:
 
 def _network(data: dict) -> Network:
     """A record as written by any version: unknown keys ignored, missing ones defaulted."""
-    fields = Network.__dataclass_fields__
+    fields = Network._fields
     return Network(**{k: v for k, v in data.items() if k in fields})
 
 
@@ -156,7 +155,7 @@ class NetworkStore:
                                "create one with `minirun network create --subnet ...`")
             gw = str(next(ipaddress.ip_network(subnet).hosts()))
             net = Network(DEFAULT_NETWORK, subnet, gw, DEFAULT_BRIDGE, created=time.time())
-            fsutil.write_json(self.record_path(net.name), asdict(net))
+            fsutil.write_json(self.record_path(net.name), net._asdict())
             return net
 
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
@@ -235,12 +234,12 @@ class NetworkStore:
                 raise Conflict(f"a link named {bridge} already exists on the host")
             net = Network(name, subnet, gateway, bridge, created=time.time(), mode=mode)
             if firewall is None:
-                fsutil.write_json(self.record_path(name), asdict(net))
+                fsutil.write_json(self.record_path(name), net._asdict())
                 return net
             # record first, so that whatever a kill leaves is found and undone
             self.dir.mkdir(parents=True, exist_ok=True)
             fsutil.write_json(self.creating_path(name), {"firewall": firewall})
-            fsutil.write_json(self.record_path(name), asdict(net))
+            fsutil.write_json(self.record_path(name), net._asdict())
             from .bridge import BridgeDriver
             try:
                 BridgeDriver(self.paths, net, firewall).create_network()
@@ -291,7 +290,7 @@ class NetworkStore:
         cand = f"mr-{name}"
         if len(cand) <= 15:
             return cand
-        return "mr-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        return "mr-" + sha256_hex(name)[:12]
 
     @staticmethod
     def _host_routes() -> list[str]:

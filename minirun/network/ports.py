@@ -15,9 +15,8 @@ import ipaddress
 import random
 import re
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from minirun.errors import Conflict, SyscallError, UsageError
 
@@ -31,8 +30,7 @@ DEFAULT_EPHEMERAL_RANGE = (32768, 60999)
 _NUMBER = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(NamedTuple):  # a NamedTuple: dataclasses costs ~6 ms to import
     """One published port. A range in a `-p` value becomes several of these."""
 
     host_ip: str | None  # None = all host addresses

@@ -9,9 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 from minirun.errors import MinirunError, UsageError
 # re-exported: callers and tests import them from here
@@ -42,9 +41,7 @@ def routed_forwards(net: "NetworkInfo", forwards: list) -> list:
     return list(out.values())
 
 
-@dataclass(frozen=True)
-class NetworkInfo:
-    """One minirun network = one bridge."""
+class _NetworkInfo(NamedTuple):
 
     name: str      # network name, e.g. "minirun"
     bridge: str    # bridge ifname, e.g. "minirun0"
@@ -56,7 +53,18 @@ class NetworkInfo:
     # "nat-unprotected" (masquerade, and routed access to every port): Docker 28's modes
     mode: str = "nat"
 
-    def __post_init__(self) -> None:
+
+class NetworkInfo(_NetworkInfo):
+    """One minirun network = one bridge. (NamedTuples, checked when made: `dataclasses`
+    would cost ~6 ms of every start to import.)"""
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls, *args, **kwargs)
+        self._check()
+        return self
+
+    def _check(self) -> None:
         check_name("network name", self.name)
         if self.mode not in GATEWAY_MODES:
             raise UsageError(f"firewall: invalid gateway mode {self.mode!r}")
@@ -71,9 +79,7 @@ class NetworkInfo:
             raise UsageError(f"firewall: network {self.name}: gateway {gw} outside {net}")
 
 
-@dataclass(frozen=True)
-class PortForward:
-    """One published port, already resolved."""
+class _PortForward(NamedTuple):
 
     proto: str             # "tcp" | "udp"
     host_ip: str | None    # None = every local address of the host (incl. 127.0.0.1)
@@ -81,7 +87,17 @@ class PortForward:
     container_ip: str
     container_port: int
 
-    def __post_init__(self) -> None:
+
+class PortForward(_PortForward):
+    """One published port, already resolved."""
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls, *args, **kwargs)
+        self._check()
+        return self
+
+    def _check(self) -> None:
         if self.proto not in PROTOCOLS:
             raise UsageError(f"firewall: invalid protocol {self.proto!r}")
         for port in (self.host_port, self.container_port):

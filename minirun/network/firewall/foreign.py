@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 
 from minirun.errors import MinirunError
 from minirun.network.firewall.base import NetworkInfo
@@ -40,13 +39,13 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 ChainKey = tuple  # (family, table, chain)
 
 
-@dataclass
 class Ruleset:
     """`nft -j -t list ruleset`, indexed."""
 
-    chains: dict[ChainKey, dict] = field(default_factory=dict)
-    rules: list[dict] = field(default_factory=list)
-    objects: list[dict] = field(default_factory=list)
+    def __init__(self):
+        self.chains: dict[ChainKey, dict] = {}
+        self.rules: list[dict] = []
+        self.objects: list[dict] = []
 
     def rules_of(self, key: ChainKey) -> list[dict]:
         return [r for r in self.rules if (r["family"], r["table"], r["chain"]) == key]

@@ -56,7 +56,6 @@ happened already, so match the container's address/port, or use
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from minirun import oplog
@@ -111,10 +110,16 @@ _TAG = re.compile(r'--comment "minirun:([^"]*)"')
 
 # -- iptables-save, parsed ----------------------------------------------------
 
-@dataclass
 class Table:
-    chains: dict[str, str] = field(default_factory=dict)  # name -> policy ("-" for user chains)
-    rules: list[str] = field(default_factory=list)        # "-A CHAIN ..." lines, in order
+    def __init__(self, chains: dict[str, str] | None = None, rules: list[str] | None = None):
+        self.chains = {} if chains is None else chains  # name -> policy ("-": user chains)
+        self.rules = [] if rules is None else rules     # "-A CHAIN ..." lines, in order
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Table) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Table({self.chains!r}, {self.rules!r})"
 
     def chain_rules(self, chain: str) -> list[str]:
         return [r for r in self.rules if r.split(" ", 2)[1] == chain]

@@ -87,7 +87,7 @@ accepts inserted at its top, see `foreign`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from minirun.errors import Conflict, MinirunError, UsageError
@@ -162,20 +162,26 @@ def tag(owner: str, name: str) -> str:
 
 # -- the state read back from the kernel -------------------------------------
 
-@dataclass(frozen=True)
-class Element:
+class Element(NamedTuple):
     key: str                  # nft text of the key: 8080, 127.0.0.1 . 8080, "minirun0"
     comment: str | None = None
     value: str | None = None  # nft text of a map's value: 10.88.5.2 . 80
 
 
-@dataclass
 class NftState:
     """What `nft -j list table ip minirun` says, reduced to what minirun decides on."""
 
-    exists: bool = False
-    elements: dict[str, list[Element]] = field(default_factory=dict)
-    user_rules: int = 0
+    def __init__(self, exists: bool = False, elements: dict[str, list[Element]] | None = None,
+                 user_rules: int = 0):
+        self.exists = exists
+        self.elements = {} if elements is None else elements
+        self.user_rules = user_rules
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, NftState) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"NftState({self.exists!r}, {self.elements!r}, {self.user_rules!r})"
 
     def find(self, set_name: str, key: str) -> Element | None:
         return next((e for e in self.elements.get(set_name, []) if e.key == key), None)
