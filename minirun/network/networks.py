@@ -39,7 +39,14 @@ DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "minirun0"
 # Never overlap Docker's and podman's defaults, whatever the host's routes say.
 RESERVED = ["172.17.0.0/16", "10.88.0.0/16"]
-DEFAULT_CANDIDATES = [f"10.99.{i}.0/24" for i in range(256)]
+# The default network: a /16 (65,534 addresses, like Docker's docker0 and podman's
+# 10.88.0.0/16), the first of 10.99-10.127 that clashes with nothing; if every /16 there
+# touches a host route, a /24 of 10.99.0.0/16 as before.
+DEFAULT_CANDIDATES = ([f"10.{i}.0.0/16" for i in range(99, 128)]
+                      + [f"10.99.{i}.0/24" for i in range(256)])
+# `network create` without --subnet: a /20 (4,094 addresses; Docker's second pool hands out
+# /20s too) of 10.128.0.0/12, clear of the default network's range
+CREATE_CANDIDATES = [f"10.{i}.{j}.0/20" for i in range(128, 144) for j in range(0, 256, 16)]
 # what the kernel takes as an interface name (not "." nor "..")
 IFNAME_RE = re.compile(r"^(?!\.{1,2}$)[a-zA-Z0-9_.-]{1,15}$")
 # Ranges no bridge network may touch (RFC 6890): a subnet there would capture the host's
@@ -151,7 +158,8 @@ class NetworkStore:
             in_use = RESERVED + self._host_routes() + [n.subnet for n in self.all()]
             subnet = choose_free_subnet(DEFAULT_CANDIDATES, in_use)
             if subnet is None:
-                raise Conflict("no free subnet for the default network in 10.99.0.0/16: "
+                raise Conflict("no free subnet for the default network in 10.99.0.0/16 - "
+                               "10.127.0.0/16: "
                                "create one with `minirun network create --subnet ...`")
             gw = str(next(ipaddress.ip_network(subnet).hosts()))
             net = Network(DEFAULT_NETWORK, subnet, gw, DEFAULT_BRIDGE, created=time.time())
@@ -217,8 +225,7 @@ class NetworkStore:
                         raise Conflict(f"subnet {subnet} overlaps the host route {route}")
             else:
                 in_use = RESERVED + self._host_routes() + [n.subnet for n in others]
-                cands = [f"10.{i}.{j}.0/24" for i in range(100, 110) for j in range(256)]
-                subnet = choose_free_subnet(cands, in_use)
+                subnet = choose_free_subnet(CREATE_CANDIDATES, in_use)
                 if subnet is None:
                     raise Conflict("no free subnet left: pass --subnet")
             if gateway is None:  # the first address (a /31 or /32 is refused just below)

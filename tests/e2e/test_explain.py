@@ -262,7 +262,7 @@ def test_explain_only_creates_nothing(host, backend):
                        R, *HTTPD)
     assert res.returncode == 0, res.stderr
     assert "ip netns attach web $PID" in res.stderr
-    assert "addr add 10.99.0.3/24 dev eth0" in res.stderr  # .2 is first's
+    assert "addr add 10.99.0.3/16 dev eth0" in res.stderr  # .2 is first's
     assert "create element ip minirun ports_tcp" in res.stderr or "--dport 8080" in res.stderr
     assert host.inventory() == before
     assert _files(host) == files
