@@ -280,19 +280,19 @@ def kill(ctx, sig, containers):
 @click.pass_context
 def rm(ctx, force, all_, containers):
     """Remove containers."""
-    from .lifecycle import remove
+    from .lifecycle import remove_many
     from .state import all_containers
     paths = ctx.obj["paths"]
     refs = list(containers) + ([c.id for c in all_containers(paths)] if all_ else [])
     if not refs and not all_:
         raise UsageError("rm needs at least one container (or --all)")
     failed = None
-    for ref in refs:
-        try:
-            click.echo(remove(paths, ref, force).name)
-        except MinirunError as e:
-            click.echo(f"minirun: {e}", err=True)
-            failed = e
+    for result in remove_many(paths, refs, force):
+        if isinstance(result, MinirunError):
+            click.echo(f"minirun: {result}", err=True)
+            failed = result
+        else:
+            click.echo(result.name)
     if failed:
         ctx.exit(failed.exit_code)
 

@@ -124,12 +124,20 @@ def pid_alive(pid: int) -> bool:
 
 def signal_container(c, sig: int) -> None:
     """Signal PID 1 through a pidfd, so a recycled PID is never hit."""
+    signal_process(c.pid, c.pid_start, sig)
+
+
+def signal_process(pid: int | None, start: int | None, sig: int) -> None:
+    """Signal the process with this PID and start time, through a pidfd (the start time
+    is checked once the pidfd pins the process, so a recycled PID is never hit)."""
+    if not pid:
+        return
     try:
-        fd = k.kernel.pidfd_open(c.pid)
+        fd = k.kernel.pidfd_open(pid)
     except MinirunError:
         return
     try:
-        if proc_start_time(c.pid) == c.pid_start:
+        if proc_start_time(pid) == start:
             signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
         pass

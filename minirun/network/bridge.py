@@ -405,31 +405,38 @@ class BridgeDriver:
                     fw.purge_container(c.id)
             return lambda: attempt("remove firewall rules of", c.name, run)
 
-        with self.store.net_lock(self.net):
-            # The last container on the network takes the bridge and the network's rules
-            # with it; holding the lock keeps a new container from attaching meanwhile.
-            # (a network made by `network create` keeps its bridge until `network rm`)
-            last = self.lazy and "net.bridge" in kinds and not ipam.others_exist(att.ip)
+        def undo_ours(last: bool) -> list[Failure]:
+            from ..faults import phase
             veths = [veth] if "net.veth" in kinds else []
             jobs = []
             if "net.fw" in kinds or last:
                 jobs.append(rules(last))
             if veths or last:
                 jobs.append(links(veths + ([(self.net.bridge, self.bridge_mac)] if last else [])))
-            from ..faults import phase
             phase("  net undo: rules+links start")
-            failures += in_parallel(jobs)
+            out = in_parallel(jobs)
             phase("  net undo: rules+links done")
             # The name of the namespace goes after the veth: deleted in this order, the
             # commands --explain prints replay without an error (the veth would otherwise
             # vanish with the namespace first).
-            failures += netns.undo_steps(c, steps)
-            phase("  net undo: netns done")
-            failures += self._release(c, steps)
+            out += netns.undo_steps(c, steps)
+            out += self._release(c, steps)
             phase("  net undo: released")
+            return out
+
+        with self.store.net_lock(self.net):
+            # The last container on the network takes the bridge and the network's rules
+            # with it; holding the lock keeps a new container from attaching meanwhile.
+            # (a network made by `network create` keeps its bridge until `network rm`)
+            last = self.lazy and "net.bridge" in kinds and not ipam.others_exist(att.ip)
             if last:
+                failures += undo_ours(True)
                 self.ready_marker.unlink(missing_ok=True)
                 return failures
+        # Not the last: our own veth, rules, name and leases need no network lock, so the
+        # teardowns of many containers (rm -f of many) overlap their kernel waits, and
+        # starts go on meanwhile.
+        failures += undo_ours(False)
         # Two containers that left at once may each have seen the other: check again.
         return failures + (self.remove_if_unused([fw])
                            if "net.bridge" in kinds and self.lazy else [])
