@@ -15,6 +15,11 @@ def setup_globals(globs: dict):
         raise MinirunError("minirun must run as root")
     if globs.get("debug"):
         os.environ["MINIRUN_DEBUG"] = "1"
+    # the CNI driver reads its directories from the environment (and records the plugin
+    # directories with each container, for its DEL)
+    for dest in ("cni_config_dir", "cni_plugin_dir"):
+        if globs.get(dest):
+            os.environ["MINIRUN_" + dest.upper()] = globs[dest]
     paths = Paths.from_env(globs.get("root"), globs.get("runroot"))
     if globs.get("explain"):
         from . import oplog

@@ -20,9 +20,14 @@ GLOBAL_OPTIONS = (
      "Print every host change as a shell command (--explain=only: print what `run`, "
      "`network create`/`rm` would do, and do nothing)."),
     (("--debug",), "debug", "flag", False, "Show tracebacks."),
+    (("--cni-config-dir",), "cni_config_dir", "value", None,
+     "Where --network cni:NAME finds NAME.conflist [/etc/cni/net.d]."),
+    (("--cni-plugin-dir",), "cni_plugin_dir", "value", None,
+     "Where CNI plugins are found, colon-separated [/usr/lib/cni:/opt/cni/bin]."),
 )
 GLOBAL_ENV = {"root": "MINIRUN_ROOT", "runroot": "MINIRUN_RUNROOT",
-              "firewall": "MINIRUN_FIREWALL"}
+              "firewall": "MINIRUN_FIREWALL", "cni_config_dir": "MINIRUN_CNI_CONFIG_DIR",
+              "cni_plugin_dir": "MINIRUN_CNI_PLUGIN_DIR"}
 FIREWALLS = ("nftables", "iptables")
 
 RUN_OPTIONS = (

@@ -108,6 +108,26 @@ def test_cni_chain_bad_input(host, cnienv):
     assert res.returncode == 125
 
 
+def test_cni_dirs_as_flags(host, cnienv, tmp_path):
+    """--cni-config-dir / --cni-plugin-dir, as podman names them, instead of the
+    environment: a conflist in another directory is found, a plugin directory without
+    the plugins is refused before anything is made."""
+    confdir = tmp_path / "net.d"  # the fixture's
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "cnibr2.conflist").write_text(
+        (confdir / "10-cnibr.conflist").read_text().replace('"cnibr"', '"cnibr2"'))
+    res = host.run(MINIRUN + ["--cni-config-dir", str(other), "--cni-plugin-dir",
+                              str(other), "run", "--rm", "--network", "cni:cnibr2",
+                              str(ROOTFS), "true"])
+    assert res.returncode == 125 and "plugin" in res.stderr, res.stderr
+    res = host.run(MINIRUN + ["--cni-config-dir", str(other), "--cni-plugin-dir", PLUGINS,
+                              "run", "--rm", "--network", "cni:cnibr2", str(ROOTFS),
+                              "sh", "-c", "ip -4 addr show eth0"])
+    assert res.returncode == 0, res.stderr
+    assert "inet 203.0.113." in res.stdout
+
+
 def test_cni_chain_static_ip_and_failed_add(host, cnienv):
     """--ip becomes the IP CNI_ARG (host-local honours it); a chain whose ADD fails (an
     address outside the range) is DELeted whole, and the start fails with exit 125."""
