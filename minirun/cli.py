@@ -333,8 +333,9 @@ def port(ctx, container):
         click.echo(f"{p.container_port}/{p.proto} -> {p.host_ip or '0.0.0.0'}:{p.host_port}")
 
 
-from .cli_network import network, system  # noqa: E402
+from .cli_network import network  # noqa: E402
 
 main.add_command(network)
-main.add_command(system)
 __import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull
+__import__("minirun.cli_volume", fromlist=["add_to"]).add_to(main)  # volume
+__import__("minirun.cli_system", fromlist=["add_to"]).add_to(main)  # system, completion (last)
