@@ -31,7 +31,7 @@ class VolumeStore:
 
     def _lock(self, shared: bool = False):
         self.dir.mkdir(parents=True, exist_ok=True)
-        return fsutil.locked(self.dir / "volumes.lock", shared=shared)
+        return fsutil.locked(self.dir / ".volumes.lock", shared=shared)
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -46,7 +46,10 @@ class VolumeStore:
     def get(self, name: str) -> dict | None:
         if not VOLUME_NAME_RE.match(name):
             return None
-        rec = fsutil.read_json(self.dir / name / "volume.json")
+        try:
+            rec = fsutil.read_json(self.dir / name / "volume.json")
+        except (OSError, ValueError):
+            return None
         if not rec or rec.get("owner") != self.paths.owner_tag:
             return None
         return dict(rec, mountpoint=str(self.data_dir(name)))
