@@ -203,3 +203,21 @@ def test_completion_names(tmp_path, monkeypatch):
     net = [p for p in main.commands["run"].params if "--network" in p.opts][0]
     assert [c.value for c in net.shell_complete(ctx, "br")] == ["bridge"]
     assert "complete -o" in completion.script("bash")
+
+
+def test_old_records_load_and_new_fields_round_trip():
+    from minirun.record import Config, Port
+    old = {"rootfs": "/r", "command": ["true"], "hostname": "h", "env": {},
+           "volumes": [{"source": "/a", "target": "/b", "readonly": False}],
+           "ports": [{"host_ip": None, "host_port": 1, "container_port": 2, "proto": "tcp"}]}
+    c = Config.from_json(old)
+    assert c.tmpfs == () and c.groups == () and c.stop_signal is None
+    assert c.stop_timeout is None and c.cidfile is None and c.volumes[0].name is None
+    new = c._replace(tmpfs=(Tmpfs("/t", ("size=1m",)),), groups=(5, 6), stop_signal=10,
+                     stop_timeout=3, cidfile="/c",
+                     volumes=(Volume("/v/_data", "/d", True, "v"),),
+                     ports=(Port(None, None, 80, "tcp", (8000, 8001)),))
+    back = Config.from_json(new.to_json())
+    assert back.tmpfs == new.tmpfs and back.groups == (5, 6) and back.volumes == new.volumes
+    assert (back.stop_signal, back.stop_timeout, back.cidfile) == (10, 3, "/c")
+    assert tuple(back.ports[0].host_range) == (8000, 8001)
