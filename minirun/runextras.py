@@ -216,7 +216,9 @@ class User(NamedTuple):
 def _read_in_root(layers, rel: str) -> str | None:
     """The text of `rel` (e.g. etc/passwd) in the first of `layers` (top first) that has
     it, opened with openat2(RESOLVE_IN_ROOT): a symlink in the image resolves inside
-    that layer, never to the host's file."""
+    that layer, never to the host's file. A whiteout (the file deleted in that layer)
+    or anything but a regular file ends the search: the container has no such file."""
+    import stat
     from . import kernel as k
     for layer in layers:
         try:
@@ -224,17 +226,19 @@ def _read_in_root(layers, rel: str) -> str | None:
         except OSError:
             continue
         try:
-            fd = k.kernel.openat2(dfd, rel, os.O_RDONLY | os.O_CLOEXEC,
+            fd = k.kernel.openat2(dfd, rel, os.O_PATH | os.O_CLOEXEC,
                                   k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS)
         except MinirunError:
-            continue
+            continue  # not in this layer
         finally:
             os.close(dfd)
-        with os.fdopen(fd, "rb") as f:
-            import stat
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                continue
-            return f.read(1 << 22).decode("utf-8", "replace")
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with open(f"/proc/self/fd/{fd}", "rb") as f:  # the very file checked
+                return f.read(1 << 22).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
     return None
 
 

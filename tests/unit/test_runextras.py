@@ -221,3 +221,13 @@ def test_old_records_load_and_new_fields_round_trip():
     assert back.tmpfs == new.tmpfs and back.groups == (5, 6) and back.volumes == new.volumes
     assert (back.stop_signal, back.stop_timeout, back.cidfile) == (10, 3, "/c")
     assert tuple(back.ports[0].host_range) == (8000, 8001)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a whiteout needs root")
+def test_resolve_user_whiteout_hides_lower_layers(root, tmp_path_factory):
+    import stat
+    top = tmp_path_factory.mktemp("top")
+    (top / "etc").mkdir()
+    os.mknod(top / "etc/passwd", stat.S_IFCHR | 0o600, os.makedev(0, 0))  # deleted above
+    with pytest.raises(MinirunError, match="unable to find user alice"):
+        rx.resolve_user("alice", [str(top), root])
