@@ -7,8 +7,6 @@ found; 128+N when the command was killed by signal N; 2 for click usage errors.
 from __future__ import annotations
 
 import json
-import re
-import signal as _signal
 import sys
 import time
 
@@ -21,10 +19,30 @@ from .runopts import FIREWALLS, GLOBAL_ENV, GLOBAL_OPTIONS, RUN_OPTIONS
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
+class UnknownFlag(click.ClickException):
+    """An unknown flag: exit 125 and one line, as Docker's `unknown flag: --x`."""
+    exit_code = 125
+
+    def __init__(self, e: click.exceptions.NoSuchOption):
+        path = e.ctx.command_path if e.ctx else "minirun"
+        super().__init__(f"unknown flag: {e.option_name} (see '{path} --help')")
+
+    def show(self, file=None) -> None:
+        click.echo(f"minirun: {self.message}", err=True)
+
+
 class MinirunGroup(click.Group):
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoSuchOption as e:  # among the global options
+            raise UnknownFlag(e) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoSuchOption as e:  # a command's (any depth)
+            raise UnknownFlag(e) from None
         except MinirunError as e:
             if ctx.meta.get("minirun.debug"):
                 raise
@@ -226,39 +244,21 @@ def logs(ctx, follow, explain, container):
 
 
 @main.command()
-@click.option("-t", "--time", "timeout", default=10, show_default=True, type=int,
-              help="Seconds between SIGTERM and SIGKILL.")
+@click.option("-t", "--time", "timeout", default=None, type=int,
+              help="Seconds between the stop signal and SIGKILL [the container's "
+                   "--stop-timeout, else 10].")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
 def stop(ctx, timeout, containers):
-    """Stop containers: SIGTERM, then SIGKILL after a grace period."""
+    """Stop containers: their --stop-signal [SIGTERM], then SIGKILL after a grace period."""
     from .lifecycle import stop as stop_
     for ref in containers:
         click.echo(stop_(ctx.obj["paths"], ref, timeout).name)
 
 
 def _parse_signal(sig: str) -> int:
-    """A signal as Docker takes it: a number from 1 to SIGRTMAX, or a name with or
-    without SIG, in any case (KILL, SIGKILL, kill; RTMIN+N and RTMAX-N too)."""
-    top = int(_signal.SIGRTMAX)
-    s = sig.upper()
-    if s.isascii() and s.isdigit():
-        num = int(s)
-    else:
-        s = s[3:] if s.startswith("SIG") else s
-        rt = re.fullmatch(r"RTMIN(?:\+(\d{1,3}))?|RTMAX(?:-(\d{1,3}))?", s)
-        if rt:
-            num = (int(_signal.SIGRTMIN) + int(rt.group(1) or 0) if s.startswith("RTMIN")
-                   else top - int(rt.group(2) or 0))
-            num = num if num >= int(_signal.SIGRTMIN) else 0  # RTMAX-40 is no RT signal
-        elif "SIG" + s in _signal.Signals.__members__:
-            num = int(_signal.Signals["SIG" + s])
-        else:
-            num = 0
-    if not 1 <= num <= top:
-        raise UsageError(f"invalid signal {sig!r}: a name such as TERM or KILL, or a number "
-                         f"from 1 to {top}")
-    return num
+    from .runextras import parse_signal  # shared with --stop-signal
+    return parse_signal(sig)
 
 
 @main.command()
@@ -333,8 +333,9 @@ def port(ctx, container):
         click.echo(f"{p.container_port}/{p.proto} -> {p.host_ip or '0.0.0.0'}:{p.host_port}")
 
 
-from .cli_network import network, system  # noqa: E402
+from .cli_network import network  # noqa: E402
 
 main.add_command(network)
-main.add_command(system)
 __import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull
+__import__("minirun.cli_volume", fromlist=["add_to"]).add_to(main)  # volume
+__import__("minirun.cli_system", fromlist=["add_to"]).add_to(main)  # system, completion (last)

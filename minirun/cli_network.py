@@ -1,4 +1,4 @@
-"""`minirun network ...` and `minirun system prune`: thin wrappers over network/networks.py."""
+"""`minirun network ...`: thin wrappers over network/networks.py (`system prune`: cli_system.py)."""
 from __future__ import annotations
 
 import json
@@ -146,22 +146,3 @@ def prune(ctx):
                 failed = e
     if failed:
         ctx.exit(failed.exit_code)
-
-
-@click.group()
-def system():
-    """Whole-system maintenance."""
-
-
-@system.command("prune")
-@click.pass_context
-def system_prune(ctx):
-    """Reclaim everything of containers whose process is gone (after a crash or reboot)."""
-    from .lifecycle import prune_orphans, reclaim
-    for name in reclaim(ctx.obj["paths"]):
-        click.echo(f"reclaimed {name}")
-    failures = prune_orphans(ctx.obj["paths"])
-    for f in failures:
-        click.echo(f"minirun: prune: {f}", err=True)
-    if failures:
-        ctx.exit(125)

@@ -37,11 +37,16 @@ def heal_firewall(paths) -> None:
     check(paths)
 
 
+# options whose parsing lives in runextras.py (imported only when one is given)
+EXTRAS = ("tmpfs", "mount", "label", "label_file", "cidfile", "stop_signal", "stop_timeout",
+          "publish_all")
+
+
 def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
     """`minirun run`: validate everything, then run; returns the exit code."""
     from . import caps
     from .runtime import run
-    from .spec import ContainerSpec, Volume, check_rootfs, parse_env, parse_user
+    from .spec import ContainerSpec, Volume, check_rootfs, parse_env
     from .faults import phase
     phase("imports")
     ports = []
@@ -76,7 +81,7 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         err.exit_code = 2  # click's code for a missing argument, as before images
         raise err
     env = parse_env(tuple(o["env"]), tuple(o["env_file"]))
-    workdir, user = o["workdir"], parse_user(o["user"])
+    workdir, user = o["workdir"], None  # -u: resolved in the container's files (runextras)
     if o.get("entrypoint") is not None or image is not None:
         from .images.apply import command as image_command
         command = image_command(o.get("entrypoint"), tuple(command), image)
@@ -87,9 +92,6 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         env = {**image.env, **env}
         if workdir == "/" and image.workdir:
             workdir = image.workdir
-        if o["user"] is None and image.user:
-            from .images.apply import resolve_user
-            user = resolve_user(image, image.user)
     spec = ContainerSpec(
         rootfs=image.lowers[0] if image else check_rootfs(rootfs), command=tuple(command),
         name=o["name"],
@@ -104,6 +106,12 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
            if image else {})).validate()
     if resources is not None:
         spec = spec._replace(resources=resources)
+    if (o["user"] is not None or (image is not None and image.user)
+            or any(o.get(key) for key in EXTRAS) or any(v.name for v in spec.volumes)):
+        from .runextras import apply_options  # only when one of them is used
+        spec, ports = apply_options(paths, o, spec, ports,
+                                    o["user"] if o["user"] is not None else
+                                    (image.user if image is not None else None))
     if o.get("security_opt") or o.get("privileged"):
         from .spec import parse_security_opts
         mode, profile = parse_security_opts(tuple(o.get("security_opt") or ()),

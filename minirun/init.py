@@ -36,7 +36,9 @@ class ChildPlan(NamedTuple):
     caps: list[str] = []   # never mutated
     read_only: bool = False
     tty: bool = False
-    init: bool = False
+    init: bool = False              # --init without catatonit: this module's own init
+    init_path: str | None = None    # --init: catatonit, bound in by the mount plan
+    groups: list[int] = []          # supplementary groups (-u NAME); never mutated
     join_netns_fd: int | None = None
     stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
     output_fd: int | None = None    # detached: the log file, for fds 1 and 2
@@ -95,6 +97,9 @@ def _run(chan: Channel, plan: ChildPlan) -> None:
             os.dup2(plan.output_fd, 2)
     _enter_workdir(plan)
     path = find_executable(plan.argv[0], plan.env.get("PATH", ""))
+    if plan.init_path:  # catatonit as PID 1, filtered like the command it starts
+        exec_command(plan.init_path, [plan.init_path, "--", *plan.argv], plan.env,
+                     plan.user, plan.caps, plan.seccomp_bpf, plan.groups)
     if plan.init:
         _init_then_exec(chan, plan, path)
     _exec(plan, path)
@@ -213,19 +218,20 @@ def find_executable(cmd: str, path: str) -> str:
 
 
 def _exec(plan: ChildPlan, path: str) -> None:
-    exec_command(path, plan.argv, plan.env, plan.user, plan.caps, plan.seccomp_bpf)
+    exec_command(path, plan.argv, plan.env, plan.user, plan.caps, plan.seccomp_bpf,
+                 plan.groups)
 
 
 def exec_command(path: str, argv: list[str], env: dict[str, str],
                  user: tuple[int, int] | None, keep: list[str],
-                 seccomp_bpf: bytes | None = None) -> None:
+                 seccomp_bpf: bytes | None = None, groups=()) -> None:
     """Become the command (run's PID 1 and exec's process alike): bounding set, user,
     capabilities, no inherited fd, the seccomp filter (last: from here on only what the
     filter allows), exec. Raises 126/127 errors if the exec fails."""
     caps.drop_bounding(keep)
     if user:
         uid, gid = user
-        os.setgroups([gid])
+        os.setgroups([gid, *groups])
         os.setgid(gid)
         os.setuid(uid)  # a non-root uid loses all capabilities here
     caps.limit(keep)

@@ -22,13 +22,22 @@ from . import kernel as k
 from .errors import MinirunError
 from .init import ChildPlan, child_main
 from .record import CREATED, RUNNING, Container
-from .rootfs import plan as mount_plan
+from .rootfs import INIT_PATH, plan as mount_plan
 from .state import proc_start_time, save
 from .sync import GO, NS, Channel, reported_error
 
 NS_FLAGS = k.CLONE_NEWNS | k.CLONE_NEWUTS | k.CLONE_NEWIPC
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
+
+
+INIT_BINARY = "/usr/bin/catatonit"  # Debian's catatonit: podman's init, static
+
+
+def init_binary(wanted: bool) -> str | None:
+    """--init: catatonit, bound into the container as PID 1; without it (not installed)
+    init.py's own Python init takes the job."""
+    return INIT_BINARY if wanted and os.path.isfile(INIT_BINARY) else None
 
 
 def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan:
@@ -41,10 +50,13 @@ def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan
         lower=":".join(cfg.lowers) if cfg.lowers else cfg.rootfs,
         upper=str(c.dir / "upper"), work=str(c.dir / "work"),
         merged=str(c.dir / "merged"), unshare_flags=flags, hostname=cfg.hostname,
-        steps=mount_plan(volumes=cfg.volumes, etc_files=etc, privileged=cfg.privileged),
+        steps=mount_plan(volumes=cfg.volumes, etc_files=etc, privileged=cfg.privileged,
+                         tmpfs=cfg.tmpfs, init_binary=init_binary(cfg.init)),
         argv=list(cfg.command),
         env=cfg.env, workdir=cfg.workdir, user=cfg.user, caps=list(cfg.caps),
-        read_only=cfg.read_only, tty=cfg.tty, init=cfg.init,
+        groups=list(cfg.groups),
+        read_only=cfg.read_only, tty=cfg.tty, init=cfg.init and not init_binary(cfg.init),
+        init_path=INIT_PATH if init_binary(cfg.init) else None,
         stdin_fd=stdin_fd, output_fd=output_fd,
         cgroupns=any(s.kind == "cg.create" for s in c.journal),
         seccomp_bpf=program(cfg))

@@ -57,7 +57,10 @@ def report(failures: list[Failure], what: str = "teardown") -> None:
 
 def _signal(c: Container, sig: int, why: str) -> None:
     """Send `sig` to the container's PID 1, and say so in the operation log."""
-    name = signal.Signals(sig).name[3:]
+    try:
+        name = signal.Signals(sig).name[3:]
+    except ValueError:  # a real-time signal without a name of its own (--stop-signal)
+        name = str(sig)
     oplog.record(f"kill -{name} {c.pid}", why=why)
     signal_container(c, sig)
 
@@ -81,12 +84,18 @@ def kill(paths: Paths, ref: str, sig: int = signal.SIGKILL) -> Container:
     return c
 
 
-def stop(paths: Paths, ref: str, timeout: float = 10) -> Container:
+def stop(paths: Paths, ref: str, timeout: float | None = None) -> Container:
+    """The container's --stop-signal [SIGTERM], then SIGKILL after `timeout` seconds
+    [its --stop-timeout, else 10; -1: no limit]."""
     c = lookup(paths, ref)
     offset = _watch_monitor(c)
+    if timeout is None:
+        timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
     if is_running(c):
-        _signal(c, signal.SIGTERM, "ask the container's PID 1 to stop")
-        if not wait_gone(c, timeout):
+        sig = c.config.stop_signal or signal.SIGTERM
+        _signal(c, sig, "ask the container's PID 1 to stop" + (
+            "" if sig == signal.SIGTERM else " (its --stop-signal)"))
+        if not wait_gone(c, None if timeout < 0 else timeout):
             _signal(c, signal.SIGKILL, f"still running after {timeout:g} s: PID 1 (and with "
                     "it every process of its PID namespace) is killed")
             wait_gone(c, 10)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .spec import Resources, Volume
+from .spec import Resources, Tmpfs, Volume
 
 FORMAT = 2  # the record's layout version
 
@@ -35,6 +35,7 @@ class Port(NamedTuple):
     host_port: int | None
     container_port: int
     proto: str
+    host_range: tuple[int, int] | None = None  # -p 8000-8010:80: host_port picked in it
 
 
 class Config(NamedTuple):
@@ -65,12 +66,18 @@ class Config(NamedTuple):
     lowers: tuple[str, ...] = ()         # its layer directories, top first (overlay lowerdir)
     labels: dict[str, str] = {}          # the image's Labels (never mutated)
     exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P
+    tmpfs: tuple[Tmpfs, ...] = ()        # --tmpfs, --mount type=tmpfs
+    groups: tuple[int, ...] = ()         # supplementary groups (-u NAME)
+    stop_signal: int | None = None       # --stop-signal: what `stop` sends [SIGTERM]
+    stop_timeout: int | None = None      # --stop-timeout: `stop`'s default grace [10 s]
+    cidfile: str | None = None           # --cidfile: where the id was written
 
     def to_json(self) -> dict:
         d = self._asdict()
         d["ports"] = [p._asdict() for p in self.ports]
         d["volumes"] = [v._asdict() for v in self.volumes]
         d["resources"] = self.resources._asdict()
+        d["tmpfs"] = [t._asdict() for t in self.tmpfs]
         return d
 
     @classmethod
@@ -85,6 +92,9 @@ class Config(NamedTuple):
                                       if k in Resources._fields})
         d["lowers"] = tuple(d.get("lowers", ()))
         d["exposed_ports"] = tuple(d.get("exposed_ports", ()))
+        d["tmpfs"] = tuple(Tmpfs(t["target"], tuple(t.get("options", ())))
+                           for t in d.get("tmpfs", ()))
+        d["groups"] = tuple(d.get("groups", ()))
         return cls(**d)
 
 

@@ -42,6 +42,7 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 # masked anyway), plus the volumes asked for read-write. Everything else -- the rootfs,
 # the /etc files minirun binds in -- is made read-only.
 WRITABLE_UNDER_READ_ONLY = ("/dev", "/proc")
+INIT_PATH = "/dev/init"  # --init's program (catatonit), bound read-only
 RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV  # volumes, /proc/sys
 ROOT_RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV  # --read-only (setuid keeps working)
 
@@ -57,11 +58,38 @@ class MountStep(NamedTuple):
     optional: bool = False        # skip quietly when the target does not exist (masks)
 
 
+_TMPFS_FLAG = {"ro": k.MS_RDONLY, "nosuid": k.MS_NOSUID, "nodev": k.MS_NODEV,
+               "noexec": k.MS_NOEXEC, "noatime": k.MS_NOATIME,
+               "nodiratime": k.MS_NODIRATIME, "relatime": k.MS_RELATIME,
+               "strictatime": k.MS_STRICTATIME, "sync": 16}
+_TMPFS_CLEARS = {"rw": "ro", "suid": "nosuid", "dev": "nodev", "exec": "noexec",
+                 "atime": "noatime", "diratime": "nodiratime", "norelatime": "relatime",
+                 "nostrictatime": "strictatime", "async": "sync"}
+
+
+def tmpfs_step(target: str, options) -> MountStep:
+    """--tmpfs PATH:OPTS as a mount: later options win (noexec,exec: exec), as mount(8)."""
+    flags, data = {}, []
+    for o in options:
+        if o in _TMPFS_FLAG:
+            flags[o] = True
+        elif o in _TMPFS_CLEARS:
+            flags[_TMPFS_CLEARS[o]] = False
+        else:
+            data.append(o)
+    bits = 0
+    for name, on in flags.items():
+        bits |= _TMPFS_FLAG[name] if on else 0
+    return MountStep(target, "tmpfs", "tmpfs", bits, ",".join(data) or None, kind="tmpfs")
+
+
 def plan(*, volumes=(), etc_files: dict[str, str] | None = None,
-         tty_slave: str | None = None, privileged: bool = False) -> list[MountStep]:
+         tty_slave: str | None = None, privileged: bool = False, tmpfs=(),
+         init_binary: str | None = None) -> list[MountStep]:
     """The mounts of a container, in order. `etc_files` maps /etc paths to host files.
     `privileged` (--privileged, as Docker): the host's devices in /dev, /sys read-write,
-    nothing masked and nothing of /proc read-only."""
+    nothing masked and nothing of /proc read-only. `tmpfs`: (target, options) pairs.
+    `init_binary`: --init's program, bound read-only at INIT_PATH."""
     steps = [
         MountStep("/proc", "proc", "proc", NOSUID_NODEV_NOEXEC),
         MountStep("/dev", "tmpfs", "tmpfs", k.MS_NOSUID, "mode=755,size=65536k"),
@@ -73,12 +101,16 @@ def plan(*, volumes=(), etc_files: dict[str, str] | None = None,
         MountStep("/sys", "sysfs", "sysfs",
                   NOSUID_NODEV_NOEXEC | (0 if privileged else k.MS_RDONLY)),
     ]
+    if init_binary:  # in the container's own /dev tmpfs: nothing is added to the image
+        steps.append(MountStep(INIT_PATH, source=init_binary, flags=k.MS_BIND | k.MS_RDONLY,
+                               kind="file"))
     for name, src in sorted((etc_files or {}).items()):
         steps.append(MountStep(name, source=src, flags=k.MS_BIND, kind="file"))
     for v in volumes:
         kind = "dir" if os.path.isdir(v.source) else "file"
         flags = k.MS_BIND | k.MS_REC | (k.MS_RDONLY if v.readonly else 0)
         steps.append(MountStep(v.target, source=v.source, flags=flags, kind=kind))
+    steps += [tmpfs_step(t.target, t.options) for t in tmpfs]
     if tty_slave:
         steps.append(MountStep("/dev/console", source=tty_slave, flags=k.MS_BIND, kind="file"))
     if not privileged:
@@ -387,8 +419,8 @@ def writable_under_read_only(steps: list[MountStep]) -> tuple[str, ...]:
     """What `--read-only` keeps writable: /dev, /proc and the read-write volumes (the
     recursive binds of the plan; /etc files are plain binds and become read-only)."""
     vols = [s.target for s in steps
-            if s.source and s.flags & k.MS_BIND and s.flags & k.MS_REC
-            and not s.flags & k.MS_RDONLY]
+            if (s.source and s.flags & k.MS_BIND and s.flags & k.MS_REC
+                or s.kind == "tmpfs") and not s.flags & k.MS_RDONLY]
     return WRITABLE_UNDER_READ_ONLY + tuple(vols)
 
 

@@ -38,11 +38,14 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         caps=tuple(spec.caps), read_only=spec.read_only, init=spec.init, tty=spec.tty,
         interactive=spec.interactive, remove=spec.remove, detach=spec.detach,
         network_mode=spec.network, requested_ip=spec.ip,
-        ports=tuple(Port(p.host_ip, p.host_port, p.container_port, p.proto) for p in ports),
+        ports=tuple(Port(p.host_ip, p.host_port, p.container_port, p.proto,
+                         getattr(p, "host_range", None)) for p in ports),
         volumes=tuple(spec.volumes), resources=spec.resources, seccomp=spec.seccomp,
         seccomp_profile=spec.seccomp_profile, privileged=spec.privileged,
         image=spec.image, image_id=spec.image_id, lowers=tuple(spec.lowers),
-        labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports))
+        labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports),
+        tmpfs=tuple(spec.tmpfs), groups=tuple(spec.groups), stop_signal=spec.stop_signal,
+        stop_timeout=spec.stop_timeout, cidfile=spec.cidfile)
 
 
 def check_paths(*paths: str) -> None:
@@ -65,6 +68,9 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
     c = create_record(paths, spec.name, config_of(spec, ports, spec.hostname or ""))
     phase("record created")
     try:
+        if spec.cidfile or any(v.name for v in spec.volumes):
+            from .runextras import after_record
+            after_record(paths, c, spec)
         # the record now names the image's layers (rmi keeps them); were they removed
         # between the lookup and here, say so rather than fail the mount
         if any(not os.path.isdir(d) for d in spec.lowers):
@@ -83,6 +89,9 @@ def run(paths: Paths, spec: ContainerSpec, ports: list, firewall: str = "nftable
         phase("etc written")
     except BaseException:
         report(finish(c, None, remove=True, force=True))
+        if spec.cidfile:
+            from .runextras import drop_cidfile
+            drop_cidfile(spec.cidfile, c.id)
         raise
     if spec.detach:
         from .detached import run_detached

@@ -17,6 +17,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 NAME_MAX = 128
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
                          r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's volume names
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -64,10 +65,12 @@ def parse_env(items: tuple[str, ...], files: tuple[str, ...] = ()) -> dict[str, 
         except UnicodeDecodeError as e:
             raise UsageError(f"cannot read env file {f!r}: not UTF-8 text "
                              f"(byte {e.start})") from None
-        for n, raw in enumerate(text.split("\n"), 1):
-            raw = raw.strip()
+        # Docker's rules: leading whitespace dropped, the value kept as written (no
+        # quote processing, trailing spaces kept), a NAME alone taken from the host
+        for n, raw in enumerate(text.lstrip("\ufeff").split("\n"), 1):
+            raw = raw.rstrip("\r").lstrip()
             if raw and not raw.startswith("#"):
-                lines.append((raw, f"{f} line {n}"))
+                lines.append((raw if "=" in raw else raw.rstrip(), f"{f} line {n}"))
     lines += [(i, None) for i in items]
     for item, where in lines:
         name, eq, value = item.partition("=")
@@ -99,6 +102,7 @@ class Volume(NamedTuple):
     source: str
     target: str
     readonly: bool = False
+    name: str | None = None   # a named volume (volumes.py): source is then its directory
 
     @classmethod
     def parse(cls, spec: str) -> "Volume":
@@ -109,8 +113,15 @@ class Volume(NamedTuple):
         mode = parts[2] if len(parts) == 3 else "rw"
         if mode not in ("ro", "rw"):
             raise UsageError(f"invalid volume {spec!r}: mode must be ro or rw")
+        if not os.path.isabs(src) and VOLUME_NAME_RE.match(src) and os.path.isabs(dst):
+            if os.path.normpath(dst) == "/":
+                raise UsageError(f"invalid volume {spec!r}: cannot mount over the "
+                                 "container's /")
+            # NAME:/path: the volume store resolves it (commands.run_command)
+            return cls(src, os.path.normpath(dst), mode == "ro", name=src)
         if not os.path.isabs(src) or not os.path.isabs(dst):
-            raise UsageError(f"invalid volume {spec!r}: both paths must be absolute")
+            raise UsageError(f"invalid volume {spec!r}: both paths must be absolute (or "
+                             "NAME:/path for a named volume)")
         if "\0" in spec:
             raise UsageError("invalid volume: contains a NUL byte")
         if not os.path.exists(src):
@@ -118,6 +129,12 @@ class Volume(NamedTuple):
         if os.path.normpath(dst) == "/":
             raise UsageError(f"invalid volume {spec!r}: cannot mount over the container's /")
         return cls(os.path.realpath(src), os.path.normpath(dst), mode == "ro")
+
+
+class Tmpfs(NamedTuple):
+    """--tmpfs / --mount type=tmpfs: a tmpfs at `target` with mount(8) options."""
+    target: str
+    options: tuple[str, ...] = ()
 
 
 def parse_user(user: str | None) -> tuple[int, int] | None:
@@ -301,6 +318,12 @@ class ContainerSpec(NamedTuple):
     lowers: tuple[str, ...] = ()         # top first; rootfs is then the top layer
     labels: dict[str, str] = {}          # never mutated
     exposed_ports: tuple[str, ...] = ()
+    tmpfs: tuple[Tmpfs, ...] = ()
+    groups: tuple[int, ...] = ()         # supplementary groups of -u NAME
+    home: str | None = None              # -u NAME: HOME from the container's passwd
+    stop_signal: int | None = None       # --stop-signal [SIGTERM]
+    stop_timeout: int | None = None      # --stop-timeout [10]
+    cidfile: str | None = None
 
     def validate(self) -> "ContainerSpec":
         if not self.command:
@@ -325,7 +348,7 @@ class ContainerSpec(NamedTuple):
     def container_env(self, hostname: str) -> dict[str, str]:
         """The whole environment of the command: nothing of the host's leaks in."""
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname,
-               "HOME": "/root" if not self.user or self.user[0] == 0 else "/"}
+               "HOME": self.home or ("/root" if not self.user or self.user[0] == 0 else "/")}
         if self.tty:
             env["TERM"] = os.environ.get("TERM", "xterm")
         env.update(self.env)

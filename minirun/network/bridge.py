@@ -189,10 +189,20 @@ class BridgeDriver:
         ports = []
         for m in c.config.ports:
             port = m.host_port
-            if port is None:
-                port = pick_free_port(m.host_ip, m.proto, self.reservations.taken())
-            with journal.step(c, "net.port", proto=m.proto, port=port):
-                self.reservations.reserve(c.id, m.proto, port, alive)
+            lost: set[int] = set()  # picked, then reserved by another container first
+            while True:
+                if m.host_port is None:
+                    port = pick_free_port(m.host_ip, m.proto,
+                                          self.reservations.taken() | lost,
+                                          tuple(m.host_range) if m.host_range else None)
+                try:
+                    with journal.step(c, "net.port", proto=m.proto, port=port):
+                        self.reservations.reserve(c.id, m.proto, port, alive)
+                    break
+                except Conflict:
+                    if m.host_port is not None:
+                        raise
+                    lost.add(port)
             ports.append(Port(m.host_ip, port, m.container_port, m.proto))
         c.network = c.network._replace(ports=tuple(ports))
         save(c)

@@ -180,7 +180,8 @@ class CniDriver:
         ports = []
         taken: set[int] = set()
         for m in c.config.ports:
-            port = m.host_port or pick_free_port(m.host_ip, m.proto, taken)
+            port = m.host_port or pick_free_port(m.host_ip, m.proto, taken,
+                                                 tuple(m.host_range) if m.host_range else None)
             taken.add(port)
             ports.append(Port(m.host_ip, port, m.container_port, m.proto))
         c.network = Attachment(driver=self.name, netns=c.name, network=self.network,

@@ -37,6 +37,7 @@ class PortMapping(NamedTuple):  # a NamedTuple: dataclasses costs ~6 ms to impor
     host_port: int | None  # None = pick a free one later
     container_port: int
     proto: str  # "tcp" | "udp"
+    host_range: tuple[int, int] | None = None  # -p 8000-8010:80: host_port picked in it
 
     @classmethod
     def parse(cls, spec: str) -> list["PortMapping"]:
@@ -122,6 +123,8 @@ class _Parser:
         if not _NUMBER.fullmatch(text):
             raise self.fail(f'{what} "{text}" is not a number')
         port = int(text)
+        if port == 0 and what == "host port":
+            return 0  # -p 0:80: a free port, as Docker
         if not PORT_MIN <= port <= PORT_MAX:
             raise self.fail(f"{what} {port} is out of range {PORT_MIN}-{PORT_MAX}")
         return port
@@ -135,6 +138,8 @@ class _Parser:
         first_text, last_text = text.split("-")
         first = self._parse_port(first_text, what)
         last = self._parse_port(last_text, what)
+        if first == 0 or last == 0:
+            raise self.fail(f"{what} range {text} includes port 0")
         if last < first:
             raise self.fail(f"{what} range {first}-{last} is reversed")
         return first, last
@@ -145,6 +150,10 @@ class _Parser:
         if host_range is None:
             return [PortMapping(host_ip, None, c_first + i, proto) for i in range(count)]
         h_first, h_last = host_range
+        if h_first == 0:  # -p 0:80 (one container port: _parse_range refuses 0 in a range)
+            return [PortMapping(host_ip, None, c_first + i, proto) for i in range(count)]
+        if count == 1 and h_last > h_first:  # -p 8000-8010:80: one free port of the range
+            return [PortMapping(host_ip, None, c_first, proto, (h_first, h_last))]
         if h_last - h_first + 1 != count:
             raise self.fail(
                 f"host range {h_first}-{h_last} and container range {c_first}-{c_last} "
@@ -225,14 +234,17 @@ def ephemeral_range(path: Path | None = None) -> tuple[int, int]:
     return first, last
 
 
-def pick_free_port(host_ip: str | None, proto: str, taken: set[int]) -> int:
-    """A host port from the ephemeral range, not in `taken`, not in use on the host.
+def pick_free_port(host_ip: str | None, proto: str, taken: set[int],
+                   span: tuple[int, int] | None = None) -> int:
+    """A host port from the ephemeral range (or `span`, -p 8000-8010:80), not in
+    `taken`, not in use on the host.
 
     The search starts at a random offset so that many `minirun run` processes
     picking at the same moment rarely land on the same port; the caller must
-    still reserve it (under its lock) before relying on it.
+    still reserve it (under its lock) before relying on it, and pick again (with
+    the port in `taken`) if that fails.
     """
-    first, last = ephemeral_range()
+    first, last = span or ephemeral_range()
     count = last - first + 1
     start = random.randrange(count)
     for i in range(count):
