@@ -65,6 +65,11 @@ class Config(NamedTuple):
     lowers: tuple[str, ...] = ()         # its layer directories, top first (overlay lowerdir)
     labels: dict[str, str] = {}          # the image's Labels (never mutated)
     exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P
+    aliases: tuple[str, ...] = ()        # --network-alias: more names on a named network
+    dns: tuple[str, ...] = ()            # --dns servers
+    dns_search: tuple[str, ...] = ()     # --dns-search domains
+    dns_options: tuple[str, ...] = ()    # --dns-option
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host (name, ip | host-gateway)
 
     def to_json(self) -> dict:
         d = self._asdict()
@@ -85,6 +90,9 @@ class Config(NamedTuple):
                                       if k in Resources._fields})
         d["lowers"] = tuple(d.get("lowers", ()))
         d["exposed_ports"] = tuple(d.get("exposed_ports", ()))
+        for key in ("aliases", "dns", "dns_search", "dns_options"):
+            d[key] = tuple(d.get(key, ()))
+        d["extra_hosts"] = tuple(tuple(h) for h in d.get("extra_hosts", ()))
         return cls(**d)
 
 

@@ -301,6 +301,11 @@ class ContainerSpec(NamedTuple):
     lowers: tuple[str, ...] = ()         # top first; rootfs is then the top layer
     labels: dict[str, str] = {}          # never mutated
     exposed_ports: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()        # --network-alias, --dns... (network/dns.py checks)
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
     def validate(self) -> "ContainerSpec":
         if not self.command:

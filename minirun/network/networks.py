@@ -272,8 +272,10 @@ class NetworkStore:
             self._remove_locked(net)
 
     def _remove_locked(self, net: Network) -> None:
+        from .aardvark import forget_network
         from .bridge import BridgeDriver
-        failures = BridgeDriver(self.paths, net, "nftables").remove_network()
+        failures = forget_network(self.paths, net.name)  # names left by a crash
+        failures += BridgeDriver(self.paths, net, "nftables").remove_network()
         if failures:
             raise MinirunError(f"network {net.name}: " + "; ".join(map(str, failures)))
         self.record_path(net.name).unlink(missing_ok=True)
