@@ -101,14 +101,15 @@ def write_etc(c: Container, driver) -> None:
         host_resolv = ""
     # a named network: its aardvark-dns answers (and forwards to --dns, if given)
     server = getattr(driver, "dns_server", None)
-    servers, comment = cfg.dns, None
+    servers, comment, domain = cfg.dns, None, None
     if server:
+        domain = dns.SEARCH_DOMAIN
         servers = (server,)
         comment = (f"names of network {c.network.network} resolve at {server} (aardvark-dns)"
                    + (f"; other names go to {', '.join(cfg.dns)}" if cfg.dns else ""))
     (etc / "resolv.conf").write_text(dns.render_resolv(
         host_resolv, driver.name == "host", servers, cfg.dns_search, cfg.dns_options,
-        comment))
+        comment, domain))
     for f in etc.iterdir():
         f.chmod(0o644)
 

@@ -166,7 +166,9 @@ class Server:
         if exe is None:
             raise MinirunError("aardvark-dns is not installed (Debian: apt-get install "
                                "aardvark-dns): names on user-created networks need it")
-        argv = [exe, "--config", str(self.dir), "-p", str(PORT), "run"]
+        from .dns import SEARCH_DOMAIN
+        argv = [exe, "--config", str(self.dir), "-p", str(PORT),
+                "--filter-search-domain", "." + SEARCH_DOMAIN, "run"]
         oplog.record(" ".join(argv), why="the DNS server of the state root's named networks "
                      "(it forks into the background and writes its PID to aardvark.pid)")
         if oplog.skip():
@@ -176,6 +178,7 @@ class Server:
         faults.point("aardvark.start")
         res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+        faults.point("aardvark.started")
         pid = (fsutil.read_text(self.dir / PID_FILE) or "").strip()
         if res.returncode != 0 or not pid.isdigit():
             err = [l for l in res.stderr.splitlines() if "syslog" not in l]

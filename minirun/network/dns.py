@@ -20,6 +20,7 @@ from ..errors import UsageError
 # Used when the host only lists loopback resolvers (systemd-resolved, dnsmasq on
 # 127.0.0.x), which a container cannot reach from its own namespace.
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+SEARCH_DOMAIN = "dns.minirun"  # a named network's names: NAME and NAME.dns.minirun
 HOST_GATEWAY = "host-gateway"  # --add-host NAME:host-gateway: the network's gateway
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 
@@ -45,12 +46,15 @@ def _is_loopback(addr: str) -> bool:
 
 def render_resolv(host_resolv: str, share_host_net: bool = False,
                   servers: tuple[str, ...] = (), search: tuple[str, ...] = (),
-                  options: tuple[str, ...] = (), comment: str | None = None) -> str:
+                  options: tuple[str, ...] = (), comment: str | None = None,
+                  domain: str | None = None) -> str:
     """The host's resolv.conf without loopback nameservers (unless the container shares
     the host's network), falling back to public resolvers if nothing is left. `servers`
     (--dns, or the network's aardvark-dns) replace the host's nameservers, `search`
-    (--dns-search) its search line, `options` (--dns-option) its options line."""
-    out, kept = [], 0
+    (--dns-search) its search line, `options` (--dns-option) its options line. `domain`
+    (a named network's, which its aardvark-dns answers for) goes first in the search
+    line: short names are tried there first, as podman does."""
+    out, kept, host_search = [], 0, []
     for line in host_resolv.splitlines():
         words = line.split()
         key = words[0] if words else ""
@@ -58,7 +62,10 @@ def render_resolv(host_resolv: str, share_host_net: bool = False,
             if servers or (_is_loopback(words[1]) and not share_host_net):
                 continue
             kept += 1
-        elif (key in ("search", "domain") and search) or (key == "options" and options):
+        elif key in ("search", "domain") and (search or domain):
+            host_search += words[1:]
+            continue
+        elif key == "options" and options:
             continue
         out.append(line)
     if comment:
@@ -68,7 +75,13 @@ def render_resolv(host_resolv: str, share_host_net: bool = False,
     elif kept == 0:
         out.append("# minirun: the host has only loopback nameservers; using fallbacks")
         out += [f"nameserver {ns}" for ns in FALLBACK_NAMESERVERS]
-    if search and search != (".",):  # Docker: --dns-search . means no search line
+    if search == (".",):  # Docker: --dns-search . means no search line
+        search = ()
+    elif not search:
+        search = tuple(host_search)
+    if domain:
+        search = (domain, *[d for d in search if d != domain])
+    if search:
         out.append("search " + " ".join(search))
     if options:
         out.append("options " + " ".join(options))
