@@ -110,6 +110,8 @@ class Attachment(NamedTuple):
     mac: str | None = None            # the container's eth0
     ports: tuple[Port, ...] = ()      # resolved host ports
     container: str | None = None      # container:NAME: whose namespace is shared
+    ifname: str | None = None         # `network connect`: the interface inside (eth1...)
+    aliases: tuple[str, ...] = ()     # `network connect --alias`
 
     @property
     def prefixlen(self) -> int:
@@ -126,6 +128,7 @@ class Attachment(NamedTuple):
             return None
         d = dict(d)
         d["ports"] = tuple(Port(**p) for p in d.get("ports", ()))
+        d["aliases"] = tuple(d.get("aliases", ()))
         return cls(**d)
 
 
@@ -142,7 +145,7 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down", "oom_killed")
+                 "journal", "torn_down", "oom_killed", "networks")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
@@ -150,7 +153,7 @@ class Container:
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
                  journal: list[Step] | None = None, torn_down: bool = False,
-                 oom_killed: bool = False):
+                 oom_killed: bool = False, networks: list[Attachment] | None = None):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -160,6 +163,8 @@ class Container:
         self.journal: list[Step] = journal or []
         self.torn_down = torn_down
         self.oom_killed = oom_killed  # Docker's State.OOMKilled: the cgroup's OOM counter
+        # more networks, joined by `network connect` (network/connect.py), journaled
+        self.networks: list[Attachment] = networks or []
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -170,7 +175,8 @@ class Container:
                 "finished": self.finished, "config": self.config.to_json(),
                 "network": self.network.to_json() if self.network else None,
                 "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
-                "oom_killed": self.oom_killed}
+                "oom_killed": self.oom_killed,
+                "networks": [a.to_json() for a in self.networks]}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -183,7 +189,8 @@ class Container:
                    started=d["started"], finished=d["finished"],
                    network=Attachment.from_json(d["network"]),
                    journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
-                   oom_killed=d.get("oom_killed", False))
+                   oom_killed=d.get("oom_killed", False),
+                   networks=[Attachment.from_json(a) for a in d.get("networks", ())])
 
     # -- derived ------------------------------------------------------------
     @property

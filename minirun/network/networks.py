@@ -285,7 +285,8 @@ class NetworkStore:
 
     def containers_of(self, net: Network) -> list:
         return [c for c in all_containers(self.paths)
-                if c.network is not None and c.network.network == net.name
+                if ((c.network is not None and c.network.network == net.name)
+                    or any(a.network == net.name for a in c.networks))
                 and not (c.state == "stopped" and c.torn_down)]
 
     @staticmethod

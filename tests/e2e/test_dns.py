@@ -154,3 +154,56 @@ def test_sigkill_at_the_dns_steps_leaves_nothing(host, point):
     host.minirun("rm", "-f", "k", check=True)
     assert host.inventory() == baseline
     host.minirun("network", "rm", "appnet", check=True)
+
+
+def test_connect_and_disconnect(host):
+    baseline = host.inventory()
+    host.minirun("network", "create", "--subnet", "10.241.0.0/24", "n1", check=True)
+    host.minirun("network", "create", "--subnet", "10.242.0.0/24", "n2", check=True)
+    host.minirun("run", "-d", "--name", "a", "--network", "n1", R, "sleep", "1000", check=True)
+    host.minirun("run", "-d", "--name", "b", "--network", "n2", R, "sleep", "1000", check=True)
+    assert "10.242." not in host.minirun("exec", "a", "nslookup", "b").stdout
+    res = host.minirun("network", "connect", "--alias", "bee", "--ip", "10.241.0.77", "n1", "b")
+    assert res.returncode == 0 and res.stdout == "", res.stderr
+    # a second veth, an address on n1, no second default route; names on n1
+    out = host.minirun("exec", "b", "sh", "-c", "ip -o -4 addr show eth1; ip route").stdout
+    assert "inet 10.241.0.77/24" in out and out.count("default") == 1, out
+    for name in ("b", "bee"):
+        assert "Address: 10.241.0.77" in host.minirun("exec", "a", "nslookup", name).stdout
+    assert host.minirun("exec", "a", "ping", "-c1", "bee").returncode == 0
+    rec = host.minirun("inspect", "b").stdout
+    assert '"ifname": "eth1"' in rec and "10.241.0.77" in rec
+    # twice, or to a network that does not exist: refused, nothing changes
+    res = host.minirun("network", "connect", "n1", "b")
+    assert res.returncode == 125 and "already connected" in res.stderr
+    res = host.minirun("network", "connect", "nosuch", "b")
+    assert res.returncode == 125 and res.stderr.startswith("minirun: ")
+    res = host.minirun("network", "rm", "n1")
+    assert res.returncode == 125 and "b" in res.stderr
+    # disconnect: the cable, the address and the names go
+    host.minirun("network", "disconnect", "n1", "b", check=True)
+    assert host.minirun("exec", "b", "ip", "link", "show", "eth1").returncode != 0
+    assert "10.241.0.77" not in host.minirun("exec", "a", "nslookup", "bee").stdout
+    res = host.minirun("network", "disconnect", "n1", "b")
+    assert res.returncode == 125 and "not connected" in res.stderr
+    # connected again, then removed with the container: rm undoes it too
+    host.minirun("network", "connect", "n1", "b", check=True)
+    host.minirun("rm", "-f", "a", "b", check=True)
+    host.minirun("network", "rm", "n1", "n2", check=True)
+    assert host.inventory() == baseline
+
+
+@pytest.mark.parametrize("point", ["intent:conn.lease", "intent:conn.veth", "done:conn.veth",
+                                   "intent:conn.dns", "done:conn.dns"])
+def test_connect_killed_leaves_nothing(host, point):
+    baseline = host.inventory()
+    host.minirun("network", "create", "--subnet", "10.243.0.0/24", "n1", check=True)
+    host.minirun("network", "create", "--subnet", "10.244.0.0/24", "n2", check=True)
+    host.minirun("run", "-d", "--name", "b", "--network", "n2", R, "sleep", "1000", check=True)
+    res = host.run(["env", f"MINIRUN_KILL_AT={point}"] + MINIRUN +
+                   ["network", "connect", "n1", "b"])
+    assert res.returncode == -9 or res.returncode == 137, (point, res)
+    assert host.minirun("system", "prune").returncode == 0
+    host.minirun("rm", "-f", "b", check=True)  # the journal has the half-made connection
+    host.minirun("network", "rm", "n1", "n2", check=True)
+    assert host.inventory() == baseline, point
