@@ -202,14 +202,14 @@ class Server:
         from ..procs import signal_container, wait_gone
         failures = []
         if proc is not None:
-            oplog.record(f"kill -TERM {proc.pid}", why="no container needs aardvark-dns any more")
+            # SIGKILL: it keeps nothing worth a goodbye, and a monitor's start (which
+            # ignores SIGTERM) would have handed that disposition down to it
+            oplog.record(f"kill -KILL {proc.pid}", why="no container needs aardvark-dns any more")
             if not oplog.skip():
-                signal_container(proc, signal.SIGTERM)
+                signal_container(proc, signal.SIGKILL)
                 if not wait_gone(proc, 5):
-                    signal_container(proc, signal.SIGKILL)
-                    if not wait_gone(proc, 5):
-                        failures.append(Failure("kill", f"aardvark-dns PID {proc.pid}",
-                                                "still running"))
+                    failures.append(Failure("kill", f"aardvark-dns PID {proc.pid}",
+                                            "still running"))
         if not failures and not oplog.skip():
             shutil.rmtree(self.dir, ignore_errors=True)
             self.record.unlink(missing_ok=True)
