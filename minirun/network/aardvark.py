@@ -192,7 +192,8 @@ class Server:
     def _reload(self, proc) -> None:
         from ..procs import signal_container
         before = self._sockets(proc.pid)
-        oplog.record(f"kill -HUP {proc.pid}", why="aardvark-dns re-reads its config directory")
+        oplog.record(f"kill -HUP {proc.pid}  # aardvark-dns",
+                     why="aardvark-dns re-reads its config directory")
         if oplog.skip():
             return
         signal_container(proc, signal.SIGHUP)
@@ -204,7 +205,8 @@ class Server:
         if proc is not None:
             # SIGKILL: it keeps nothing worth a goodbye, and a monitor's start (which
             # ignores SIGTERM) would have handed that disposition down to it
-            oplog.record(f"kill -KILL {proc.pid}", why="no container needs aardvark-dns any more")
+            oplog.record(f"kill -KILL {proc.pid}  # aardvark-dns",
+                         why="no container needs aardvark-dns any more")
             if not oplog.skip():
                 signal_container(proc, signal.SIGKILL)
                 if not wait_gone(proc, 5):
@@ -217,7 +219,9 @@ class Server:
 
     def sync(self) -> list[Failure]:
         """Make the process match the directory (under the lock): started, reloaded or
-        stopped."""
+        stopped. Not in a plan (--explain=only): the files it would read were not written."""
+        if oplog.skip():
+            return []
         proc = self.running()
         if not self.networks():
             return self._stop(proc)

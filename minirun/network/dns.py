@@ -22,7 +22,8 @@ from ..errors import UsageError
 FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 SEARCH_DOMAIN = "dns.minirun"  # a named network's names: NAME and NAME.dns.minirun
 HOST_GATEWAY = "host-gateway"  # --add-host NAME:host-gateway: the network's gateway
-_NAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
+_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_NAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
 
 
 def render_hosts(hostname: str, entries: list[tuple[str, str]],
