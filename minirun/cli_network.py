@@ -63,7 +63,7 @@ def inspect(ctx, name):
     net = store.get(name)
     containers = {}
     for c in store.containers_of(net):
-        att = c.network
+        att = next((a for a in [c.network, *c.networks] if a and a.network == net.name))
         containers[c.name] = {"id": c.id, "ip": att.ip, "mac": att.mac, "veth": att.veth,
                               "netns": att.netns, "ports": [p._asdict() for p in att.ports]}
     click.echo(json.dumps(dict(net._asdict(), containers=containers), indent=2, sort_keys=True))
@@ -98,6 +98,29 @@ def diagram(ctx, fmt, output, name):
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+
+
+@network.command("connect")
+@click.option("--alias", "aliases", multiple=True, help="Another name on the network.")
+@click.option("--ip", help="A static address on the network.")
+@click.argument("name")
+@click.argument("container")
+@click.pass_context
+def connect(ctx, aliases, ip, name, container):
+    """Plug a running container into one more network (a second veth, an address from
+    the network, its names in the network's DNS)."""
+    from .network.connect import connect as do
+    do(ctx.obj["paths"], container, name, tuple(aliases), ip)
+
+
+@network.command("disconnect")
+@click.argument("name")
+@click.argument("container")
+@click.pass_context
+def disconnect(ctx, name, container):
+    """Unplug a container from a network it was connected to."""
+    from .network.connect import disconnect as do
+    do(ctx.obj["paths"], container, name)
 
 
 @network.command("rm")

@@ -42,6 +42,22 @@ EXTRAS = ("tmpfs", "mount", "label", "label_file", "cidfile", "stop_signal", "st
           "publish_all")
 
 
+def _name_options(o: dict) -> dict:
+    """--network-alias, --dns, --dns-search, --dns-option, --add-host, checked."""
+    from .network import dns
+    net = o["network"] or "bridge"
+    aliases = tuple(dns.check_name(a, "--network-alias") for a in o.get("network_alias") or ())
+    if aliases and (net in ("bridge", "none", "host") or net.startswith("container:")):
+        raise UsageError("--network-alias needs a network made by `minirun network create` "
+                         "(the default bridge network has no name resolution, as in Docker)")
+    return {"aliases": aliases,
+            "dns": tuple(dns.check_ip(v, "--dns") for v in o.get("dns") or ()),
+            "dns_search": tuple(v if v == "." else dns.check_name(v, "--dns-search")
+                                for v in o.get("dns_search") or ()),
+            "dns_options": tuple(dns.check_option(v) for v in o.get("dns_option") or ()),
+            "extra_hosts": tuple(dns.parse_add_host(v) for v in o.get("add_host") or ())}
+
+
 def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
     """`minirun run`: validate everything, then run; returns the exit code."""
     from . import caps
@@ -65,6 +81,9 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         if net in ("none", "host") or net.startswith("container:"):
             shown = "container:NAME" if net.startswith("container:") else net
             raise UsageError(f"--ip needs a bridge network, not --network {shown}")
+    names = {}
+    if any(o.get(k) for k in ("network_alias", "dns", "dns_search", "dns_option", "add_host")):
+        names = _name_options(o)
     resources = None
     rkeys = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_weight", "pids_limit",
              "cpuset_cpus")
@@ -100,7 +119,7 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         tty=o["tty"], remove=o["remove"], detach=o["detach"], init=o["init"],
         read_only=o["read_only"], volumes=tuple(Volume.parse(v) for v in o["volume"]),
         caps=tuple(caps.resolve(tuple(o["cap_add"]), tuple(o["cap_drop"]))),
-        network=o["network"], ip=o["ip"],
+        network=o["network"], ip=o["ip"], **names,
         **({"image": image.ref, "image_id": image.id, "lowers": image.lowers,
             "labels": image.labels, "exposed_ports": image.exposed_ports}
            if image else {})).validate()

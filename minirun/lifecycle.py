@@ -231,10 +231,11 @@ def prune_orphans(paths: Paths) -> list[str]:
     """Sweep network objects and cgroups that no record accounts for (see
     network/reclaim.py and cgroups/__init__.py)."""
     from .cgroups import prune
+    from .network import aardvark
     from .network.reclaim import reclaim_orphans
     live = {c.id for c in all_containers(paths)
             if not (c.state == STOPPED and c.torn_down)}
-    return reclaim_orphans(paths, live) + prune(paths, live)
+    return aardvark.prune(paths, live) + reclaim_orphans(paths, live) + prune(paths, live)
 
 
 def explain_teardown(c: Container, code: int) -> None:

@@ -71,6 +71,11 @@ class Config(NamedTuple):
     stop_signal: int | None = None       # --stop-signal: what `stop` sends [SIGTERM]
     stop_timeout: int | None = None      # --stop-timeout: `stop`'s default grace [10 s]
     cidfile: str | None = None           # --cidfile: where the id was written
+    aliases: tuple[str, ...] = ()        # --network-alias: more names on a named network
+    dns: tuple[str, ...] = ()            # --dns servers
+    dns_search: tuple[str, ...] = ()     # --dns-search domains
+    dns_options: tuple[str, ...] = ()    # --dns-option
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host (name, ip | host-gateway)
 
     def to_json(self) -> dict:
         d = self._asdict()
@@ -95,6 +100,9 @@ class Config(NamedTuple):
         d["tmpfs"] = tuple(Tmpfs(t["target"], tuple(t.get("options", ())))
                            for t in d.get("tmpfs", ()))
         d["groups"] = tuple(d.get("groups", ()))
+        for key in ("aliases", "dns", "dns_search", "dns_options"):
+            d[key] = tuple(d.get(key, ()))
+        d["extra_hosts"] = tuple(tuple(h) for h in d.get("extra_hosts", ()))
         return cls(**d)
 
 
@@ -112,6 +120,8 @@ class Attachment(NamedTuple):
     mac: str | None = None            # the container's eth0
     ports: tuple[Port, ...] = ()      # resolved host ports
     container: str | None = None      # container:NAME: whose namespace is shared
+    ifname: str | None = None         # `network connect`: the interface inside (eth1...)
+    aliases: tuple[str, ...] = ()     # `network connect --alias`
 
     @property
     def prefixlen(self) -> int:
@@ -128,6 +138,7 @@ class Attachment(NamedTuple):
             return None
         d = dict(d)
         d["ports"] = tuple(Port(**p) for p in d.get("ports", ()))
+        d["aliases"] = tuple(d.get("aliases", ()))
         return cls(**d)
 
 
@@ -144,7 +155,7 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down", "oom_killed")
+                 "journal", "torn_down", "oom_killed", "networks")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
@@ -152,7 +163,7 @@ class Container:
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
                  journal: list[Step] | None = None, torn_down: bool = False,
-                 oom_killed: bool = False):
+                 oom_killed: bool = False, networks: list[Attachment] | None = None):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -162,6 +173,8 @@ class Container:
         self.journal: list[Step] = journal or []
         self.torn_down = torn_down
         self.oom_killed = oom_killed  # Docker's State.OOMKilled: the cgroup's OOM counter
+        # more networks, joined by `network connect` (network/connect.py), journaled
+        self.networks: list[Attachment] = networks or []
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -172,7 +185,8 @@ class Container:
                 "finished": self.finished, "config": self.config.to_json(),
                 "network": self.network.to_json() if self.network else None,
                 "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
-                "oom_killed": self.oom_killed}
+                "oom_killed": self.oom_killed,
+                "networks": [a.to_json() for a in self.networks]}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -185,7 +199,8 @@ class Container:
                    started=d["started"], finished=d["finished"],
                    network=Attachment.from_json(d["network"]),
                    journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
-                   oom_killed=d.get("oom_killed", False))
+                   oom_killed=d.get("oom_killed", False),
+                   networks=[Attachment.from_json(a) for a in d.get("networks", ())])
 
     # -- derived ------------------------------------------------------------
     @property

@@ -45,7 +45,9 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         image=spec.image, image_id=spec.image_id, lowers=tuple(spec.lowers),
         labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports),
         tmpfs=tuple(spec.tmpfs), groups=tuple(spec.groups), stop_signal=spec.stop_signal,
-        stop_timeout=spec.stop_timeout, cidfile=spec.cidfile)
+        stop_timeout=spec.stop_timeout, cidfile=spec.cidfile,
+        aliases=spec.aliases, dns=spec.dns, dns_search=spec.dns_search,
+        dns_options=spec.dns_options, extra_hosts=spec.extra_hosts)
 
 
 def check_paths(*paths: str) -> None:
@@ -104,12 +106,25 @@ def write_etc(c: Container, driver) -> None:
     etc.mkdir(mode=0o755)
     hostname = c.config.hostname
     (etc / "hostname").write_text(hostname + "\n")
-    (etc / "hosts").write_text(dns.render_hosts(hostname, driver.hosts_entries(c)))
+    cfg = c.config
+    gateway = c.network.gateway if c.network else None
+    (etc / "hosts").write_text(dns.render_hosts(hostname, driver.hosts_entries(c),
+                                                dns.resolve_hosts(cfg.extra_hosts, gateway)))
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
-    (etc / "resolv.conf").write_text(dns.render_resolv(host_resolv, driver.name == "host"))
+    # a named network: its aardvark-dns answers (and forwards to --dns, if given)
+    server = getattr(driver, "dns_server", None)
+    servers, comment, domain = cfg.dns, None, None
+    if server:
+        domain = dns.SEARCH_DOMAIN
+        servers = (server,)
+        comment = (f"names of network {c.network.network} resolve at {server} (aardvark-dns)"
+                   + (f"; other names go to {', '.join(cfg.dns)}" if cfg.dns else ""))
+    (etc / "resolv.conf").write_text(dns.render_resolv(
+        host_resolv, driver.name == "host", servers, cfg.dns_search, cfg.dns_options,
+        comment, domain))
     for f in etc.iterdir():
         f.chmod(0o644)
 

@@ -324,6 +324,11 @@ class ContainerSpec(NamedTuple):
     stop_signal: int | None = None       # --stop-signal [SIGTERM]
     stop_timeout: int | None = None      # --stop-timeout [10]
     cidfile: str | None = None
+    aliases: tuple[str, ...] = ()        # --network-alias, --dns... (network/dns.py checks)
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
     def validate(self) -> "ContainerSpec":
         if not self.command:

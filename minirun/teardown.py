@@ -34,7 +34,18 @@ def _undo_cgroup(c: Container, steps: list[Step]) -> list[Failure]:
     return undo(c, steps)
 
 
-UNDO: dict[str, Undo] = {"net": _undo_network, "cg": _undo_cgroup}
+def _undo_dns(c: Container, steps: list[Step]) -> list[Failure]:
+    from .network.aardvark import undo
+    return undo(c, steps)
+
+
+def _undo_connect(c: Container, steps: list[Step]) -> list[Failure]:
+    from .network.connect import undo
+    return undo(c, steps)
+
+
+UNDO: dict[str, Undo] = {"net": _undo_network, "cg": _undo_cgroup, "dns": _undo_dns,
+                         "conn": _undo_connect}
 
 
 def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:

@@ -166,6 +166,10 @@ class Host:
                 # the PID namespace is the real host's: count only this host's monitors
                 "container_procs": [l for l in procs.splitlines()
                                     if "minirun-monitor" in l and str(self.root) in l],
+                # this host's aardvark-dns (its command line names our runroot)
+                "dns_procs": [l for l in procs.splitlines()
+                              if "aardvark-dns" in l and str(self.runroot) in l
+                              and "<defunct>" not in l],
                 "containers": containers, "cgroups": sorted(cgroups)}
 
     def close(self) -> None:
@@ -182,6 +186,8 @@ class Host:
             pid, _, args = line.strip().partition(" ")
             if "minirun-monitor" in args and str(self.root) in args:
                 _kill(int(pid))
+            if "aardvark-dns" in args and str(self.runroot) in args:
+                _kill(int(pid))  # it would keep the host's network namespace alive
         for pid in _container_processes(str(self.root)):
             _kill(pid)
         for top, dirs, _files in sorted(os.walk("/sys/fs/cgroup"), reverse=True):

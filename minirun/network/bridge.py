@@ -123,6 +123,12 @@ class BridgeDriver:
         return self.net.name == DEFAULT_NETWORK
 
     @property
+    def dns_server(self) -> str | None:
+        """Where the container's names resolve: a named network's gateway, where its
+        aardvark-dns listens (aardvark.py); the default network has none, as in Docker."""
+        return None if self.lazy else self.net.gateway
+
+    @property
     def alias(self) -> str:
         return f"minirun network {self.net.name} (root {self.paths.root})"
 
@@ -230,6 +236,9 @@ class BridgeDriver:
         self.attach_steps(c, f"/proc/{pid}/ns/net", PEER_IFNAME,
                           f"minirun container {c.name}",
                           name_netns=lambda: netns.attach_step(c, att.netns, pid))
+        if self.dns_server:  # journal step dns.entry (layer dns, undone before the veth)
+            from .aardvark import register
+            register(self.paths, c, self.net.name, self.net.gateway, att.ip, c.config.aliases)
 
     def attach_steps(self, c: Container, netns_path: str, peer_ifname: str, alias: str,
                      name_netns=None, **veth_intent) -> None:

@@ -64,6 +64,11 @@ def veth_mac(container_id: str) -> str:
     return _hashed(VETH_OCTET, "minirun-veth", container_id)
 
 
+def connect_veth_mac(container_id: str, network: str) -> str:
+    """The host end of the veth `network connect` adds for container `container_id`."""
+    return _hashed(VETH_OCTET, "minirun-veth-connect", container_id, network)
+
+
 def container_mac(ip: str) -> str:
     """The container's eth0, from its IPv4 address."""
     return format_mac(CONTAINER_PREFIX + ipaddress.IPv4Address(ip).packed)

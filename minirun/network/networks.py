@@ -278,8 +278,10 @@ class NetworkStore:
             self._remove_locked(net)
 
     def _remove_locked(self, net: Network) -> None:
+        from .aardvark import forget_network
         from .bridge import BridgeDriver
-        failures = BridgeDriver(self.paths, net, "nftables").remove_network()
+        failures = forget_network(self.paths, net.name)  # names left by a crash
+        failures += BridgeDriver(self.paths, net, "nftables").remove_network()
         if failures:
             raise MinirunError(f"network {net.name}: " + "; ".join(map(str, failures)))
         self.record_path(net.name).unlink(missing_ok=True)
@@ -289,7 +291,8 @@ class NetworkStore:
 
     def containers_of(self, net: Network) -> list:
         return [c for c in all_containers(self.paths)
-                if c.network is not None and c.network.network == net.name
+                if ((c.network is not None and c.network.network == net.name)
+                    or any(a.network == net.name for a in c.networks))
                 and not (c.state == "stopped" and c.torn_down)]
 
     @staticmethod

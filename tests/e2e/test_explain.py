@@ -16,7 +16,9 @@ its commands, replayed in host 2, bring it back to its baseline.
 
 Commands of the cgroup layer (`mkdir /sys/fs/cgroup/...`) are not replayed: cgroups
 are not namespaced, the second host would make them on the real machine; their
-exactness is not what this file checks.
+exactness is not what this file checks. Nor are those of a named network's DNS server
+(`aardvark-dns`, its config files in the state root, its signals): they name the first
+host's files and process, which the second host shares the file system with.
 """
 import json
 import re
@@ -55,7 +57,7 @@ def commands(text: str) -> list[str]:
 def network_commands(text: str, pid: int, stand_in: int) -> str:
     """The commands to replay: the cgroup layer's left out (see above), the container's
     PID replaced by the stand-in's."""
-    cmds = [c for c in commands(text) if "/sys/fs/cgroup" not in c]
+    cmds = [c for c in commands(text) if "/sys/fs/cgroup" not in c and "aardvark" not in c]
     script = "\n".join(cmds) + "\n"
     return re.sub(rf"(?<![0-9]){pid}(?![0-9])", str(stand_in), script)
 
