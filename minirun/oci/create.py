@@ -189,7 +189,8 @@ def parse_signal(text: str) -> int:
 def kill(st: ostate.State, sig: int, all_procs: bool = False) -> None:
     status = st.status()
     if status == "stopped":
-        raise MinirunError(f"container {st.id} is not running")
+        # the words engines look for (containerd's shim: "container not running")
+        raise MinirunError(f"cannot signal {st.id}: container not running")
     targets = cgroup.pids(st.data.get("cgroup")) if all_procs else []
     if st.pid not in targets:
         targets.insert(0, st.pid)

@@ -20,6 +20,9 @@ from .. import kernel as k
 from ..errors import CommandNotExecutable, CommandNotFound, MinirunError
 from ..init import find_executable
 
+# Where a process without PATH in its environment is looked up (as Docker does).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 def set_rlimits(rlimits) -> None:
     for name, soft, hard in rlimits:
@@ -44,7 +47,7 @@ def become(proc, seccomp_bpf: bytes | None) -> None:
         os.chdir(proc.cwd)
     except OSError as e:
         raise MinirunError(f"cannot enter working directory {proc.cwd}: {e.strerror}") from None
-    path = find_executable(proc.args[0], env.get("PATH", ""))
+    path = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
     if seccomp_bpf is not None and not proc.no_new_privs:
         k.kernel.seccomp_load_bpf(seccomp_bpf)
     try:
