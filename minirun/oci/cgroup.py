@@ -38,7 +38,7 @@ def rel_path(path: str | None, cid: str, systemd: bool) -> str:
             raise MinirunError(f"cgroupsPath {path!r}: expected slice:prefix:name")
         sl, prefix, name = parts
         return f"/{sl}/{prefix}-{name}.scope"
-    p = os.path.normpath("/" + path)
+    p = os.path.normpath("/" + path.lstrip("/"))
     if p == "/" or ".." in p.split("/"):
         raise MinirunError(f"cgroupsPath {path!r} is not a cgroup below the root")
     return p

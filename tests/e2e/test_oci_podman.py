@@ -82,16 +82,16 @@ def container_cgroups(cid: str) -> list[str]:
 
 
 def test_podman_run_rm_true(host, podman):
-    res = podman("run", "--rm", *ULIMITS, "--rootfs", str(ROOTFS), "/bin/true")
+    res = podman("run", "--rm", *ULIMITS, "--rootfs", f"{ROOTFS}:O", "/bin/true")
     assert res.returncode == 0, res.stderr
-    res = podman("run", "--rm", *ULIMITS, "--rootfs", str(ROOTFS), "sh", "-c", "exit 3")
+    res = podman("run", "--rm", *ULIMITS, "--rootfs", f"{ROOTFS}:O", "sh", "-c", "exit 3")
     assert res.returncode == 3, res.stderr
     assert podman("ps", "-aq").stdout.strip() == ""
 
 
 def test_podman_detached_web_exec_logs_stop_rm(host, podman):
     res = podman("run", "-d", "--name", "ociweb", "--network", "ocinet", "-p", "18080:80",
-                 "--hostname", "ociweb", *ULIMITS, "--rootfs", str(ROOTFS),
+                 "--hostname", "ociweb", *ULIMITS, "--rootfs", f"{ROOTFS}:O",
                  "sh", "-c", "echo started; echo to-stderr >&2; exec httpd -f -p 80 -h /etc")
     assert res.returncode == 0, res.stderr
     cid = res.stdout.strip()
@@ -127,7 +127,7 @@ def test_podman_detached_web_exec_logs_stop_rm(host, podman):
 
 
 def test_podman_stop_exit_code_of_a_handled_sigterm(host, podman):
-    res = podman("run", "-d", "--name", "ocitrap", *ULIMITS, "--rootfs", str(ROOTFS),
+    res = podman("run", "-d", "--name", "ocitrap", *ULIMITS, "--rootfs", f"{ROOTFS}:O",
                  "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")
     assert res.returncode == 0, res.stderr
     wait_for(host, f"grep -q ready {host.dir}/podman-root/vfs-containers/*/userdata/ctr.log")
