@@ -19,7 +19,8 @@ import os
 from .. import cgroups as cg
 from ..errors import MinirunError
 
-# What every container may use whatever its rules say: its own /dev (as in runc).
+# What every container may use whatever its rules say: its own /dev (as in runc), and
+# the devices of linux.devices.
 DEFAULT_ALLOW = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
                  "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm")
 
@@ -113,6 +114,10 @@ def _devices(spec, rel: str, tag: str, version: int) -> str | None:
         cg.write(path, "devices.allow" if allow else "devices.deny", rule)
     for rule in DEFAULT_ALLOW:
         cg.write(path, "devices.allow", rule)
+    for d in spec.devices:  # what linux.devices gives the container, it may use
+        if d.type in ("c", "u", "b"):
+            cg.write(path, "devices.allow", f"{'b' if d.type == 'b' else 'c'} "
+                     f"{d.major}:{d.minor} rwm")
     return path
 
 

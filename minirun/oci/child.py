@@ -4,8 +4,8 @@
                        the runtime moves us into the cgroup, runs createRuntime hooks
     <-- GO --  unshare the cgroup namespace, make / private, bind the root onto itself,
                the mounts of config.json (rootfs.py: every target opened below the root),
-               the default /dev, linux.devices, masked and read-only paths,
-               createContainer hooks, pivot_root, read-only root, sysctl, hostname,
+               the default /dev, linux.devices, createContainer hooks, pivot_root,
+               read-only root, sysctl, masked and read-only paths, hostname,
                the pty (its master to --console-socket)          -- READY -->
     block reading the exec fifo                 ...  `start` writes one byte into it
     startContainer hooks, then process.become (the user's program)
@@ -117,9 +117,6 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
         root.apply(mount_steps(spec, own_cgroups))
         if spec.devices:
             make_devices(root, spec.devices)
-        root.apply([MountStep(p, kind="mask", optional=True) for p in spec.masked]
-                   + [MountStep(p, kind="readonly", optional=True)
-                      for p in spec.readonly_paths])
     finally:
         root.close()
     hooks.run_in_child(spec.hooks.get("createContainer", ()), "createContainer",
@@ -140,6 +137,14 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
                 f.write(value)
         except OSError as e:
             raise MinirunError(f"sysctl {key}={value}: {e.strerror}") from None
+    # after the sysctls, which /proc/sys read-only would refuse
+    root = RootFS("/", kern)
+    try:
+        root.apply([MountStep(p, kind="mask", optional=True) for p in spec.masked]
+                   + [MountStep(p, kind="readonly", optional=True)
+                      for p in spec.readonly_paths])
+    finally:
+        root.close()
     if spec.hostname is not None:
         kern.sethostname(spec.hostname)
 
