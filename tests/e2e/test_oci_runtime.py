@@ -295,3 +295,20 @@ def test_bad_config_is_one_line_and_nothing_is_made(oci):
     assert oci("list", "-q").stdout == ""
     res = oci("state", "nope")
     assert res.returncode != 0 and res.stderr.count("\n") == 1
+
+
+def test_minirun_run_writes_its_config_json(host):
+    """`minirun run` leaves its container described in the OCI format minirun-oci reads."""
+    from minirun.oci.config import parse
+    cid = host.minirun("run", "-d", "--name", "desc", "--network", "none", "--memory", "64m",
+                       "--read-only", str(ROOTFS), "sleep", "100", check=True).stdout.strip()
+    cdir = host.root / "containers" / cid
+    doc = json.loads((cdir / "config.json").read_text())
+    spec = parse(doc, str(cdir))
+    assert spec.process.args == ("sleep", "100") and spec.readonly
+    assert spec.resources.memory == 64 << 20
+    assert "/proc/sys" in spec.readonly_paths and "/proc/keys" in spec.masked
+    assert {m.destination for m in spec.mounts} >= {"/proc", "/dev", "/etc/hosts"}
+    assert "network" in spec.new_namespaces()
+    assert doc["annotations"]["io.github.minirun.name"] == "desc"
+    host.minirun("rm", "-f", "desc", check=True)
