@@ -16,6 +16,7 @@ init's stderr (the engine's log of the container) and it exits.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -40,7 +41,7 @@ class Plan(NamedTuple):
     join_fds: dict               # namespace type -> fd of its path (not pid)
     seccomp_bpf: bytes | None
     no_pivot: bool
-    state: dict                  # the state JSON for the hooks run in here
+    state: dict                  # the state JSON for the hooks run in here (sent before GO)
 
 
 def child_main(sock: socket.socket, plan: Plan) -> None:
@@ -68,8 +69,11 @@ def _run(chan: Channel, plan: Plan) -> None:
         os.close(fd)
     kern.unshare(spec.ns_flags() & ~k.CLONE_NEWCGROUP)
     chan.send(NS)
+    line = chan.recv()   # the state the hooks in here read (with our PID), then GO
+    state = json.loads(line) if line and line.startswith("{") else {}
     if chan.recv() != GO:
         os._exit(125)
+    plan = plan._replace(state=state)
     own_cgroups = _own_cgroups()
     if "cgroup" in spec.new_namespaces():
         kern.unshare(k.CLONE_NEWCGROUP)

@@ -10,6 +10,7 @@ Whatever fails before that undoes everything create made.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     st = ostate.make(root, ostate.check_id(cid), {
         "bundle": spec.bundle, "rootfs": spec.root, "annotations": spec.annotations,
         "hooks": {n: hooks.to_json(spec.hooks[n]) for n in ("poststart", "poststop")},
-        "cgroupns": "cgroup" in spec.new_namespaces(), "pid": 0})
+        "cgroupns": "cgroup" in spec.new_namespaces(), "pid": 0, "creating": True})
     pid = None
     try:
         os.mkfifo(st.fifo, 0o600)
@@ -49,6 +50,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         if pid_file:
             from ..fsutil import atomic_write
             atomic_write(pid_file, str(pid), 0o644)
+        del st.data["creating"]
         st.save()
     except BaseException:
         if pid:
@@ -87,7 +89,7 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         fifo_fd = os.open(st.fifo, os.O_RDWR | os.O_CLOEXEC)
         ours, theirs = socket.socketpair()
         plan = Plan(spec, fifo_fd, console.fileno() if console else None, join_fds, bpf,
-                    no_pivot, st.oci() | {"status": "creating"})
+                    no_pivot, {})
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         if pid_path is not None:
             k.kernel.setns(pid_path, k.CLONE_NEWPID, "pid namespace")
@@ -118,9 +120,10 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         st.save()
         _expect(chan, NS)
         cgroup.join(st.data.get("cgroup"), pid)
-        live = st.oci() | {"status": "creating"}
+        live = st.oci()
         hooks.run(spec.hooks["prestart"], "prestart", live)
         hooks.run(spec.hooks["createRuntime"], "createRuntime", live)
+        chan.send(json.dumps(live))
         chan.send(GO)
         _expect(chan, READY)
     except BaseException:

@@ -67,7 +67,26 @@ def run_in_child(hooks, name: str, state: dict) -> None:
         except OSError:
             pass
         os.close(w)
-        _, status = os.waitpid(pid, 0)
+        status = _wait(pid, h.timeout)
+        if status is None:
+            raise MinirunError(f"{name} hook {h.path} timed out after {h.timeout}s")
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise MinirunError(f"{name} hook {h.path} exited with {code}")
+
+
+def _wait(pid: int, timeout: int | None) -> int | None:
+    """The hook's wait status; None (and the hook killed) once `timeout` has passed."""
+    if timeout is None:
+        return os.waitpid(pid, 0)[1]
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.005)

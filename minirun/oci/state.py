@@ -6,7 +6,8 @@
                  still to run (poststart, poststop) and what `exec` must join
     exec.fifo    exists from `create` until `start` has released the init
 
-The status is derived, never stored: the init alive and the fifo there -> created;
+The status is derived, never stored: the init alive and create not done -> creating;
+the init alive and the fifo there -> created;
 alive and frozen -> paused; alive -> running; otherwise stopped.
 """
 from __future__ import annotations
@@ -55,6 +56,8 @@ class State:
     def status(self) -> str:
         if not self.alive():
             return "stopped"
+        if self.data.get("creating"):   # until the init is ready, blocked on the fifo
+            return "creating"
         if os.path.exists(self.fifo):
             return "created"
         from .cgroup import frozen

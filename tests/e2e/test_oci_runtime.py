@@ -154,6 +154,8 @@ def test_hooks_get_the_state_in_order(oci):
     assert all(s["id"] == "c1" and s["annotations"] == {"who": "test"}
                for s in states.values())
     assert states["createRuntime"]["pid"] > 0
+    assert states["createContainer"]["pid"] == states["createRuntime"]["pid"]
+    assert states["createContainer"]["status"] == "creating"
 
 
 def test_failing_hook_fails_create_and_leaves_nothing(oci):
@@ -165,6 +167,17 @@ def test_failing_hook_fails_create_and_leaves_nothing(oci):
         res.stderr
     assert oci("list", "-q").stdout == ""
     assert not os.path.exists(f"/sys/fs/cgroup/memory/{oci.host.cgroup_tag}/oci")
+
+
+@pytest.mark.parametrize("name", ["createRuntime", "createContainer"])
+def test_hook_timeout_fails_create(oci, name):
+    def change(doc):
+        doc["hooks"] = {name: [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}
+    oci.config(["true"], change)
+    res = oci("create", "--bundle", str(oci.bundle), "c1")
+    assert res.returncode == 125 and f"{name} hook /bin/sleep timed out after 1s" in \
+        res.stderr, res.stderr
+    assert oci("list", "-q").stdout == ""
 
 
 def test_exec_and_pause_resume(oci):
