@@ -146,9 +146,10 @@ def _dispatch(args) -> int:
         try:
             st = ostate.load(root, args.id)
         except NotFound:
-            if args.force and ops.remove_leftover(root, args.id) or args.force:
-                return 0
-            raise
+            if not args.force:
+                raise
+            ops.remove_leftover(root, args.id)  # a create killed before its state.json
+            return 0
         ops.delete(st, args.force, log)
         return 0
     st = ostate.load(root, args.id)

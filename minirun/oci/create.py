@@ -90,17 +90,22 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         ours, theirs = socket.socketpair()
         plan = Plan(spec, fifo_fd, console.fileno() if console else None, join_fds, bpf,
                     no_pivot, {})
+        # The PID namespace applies to children only: enter it (or a new one) just
+        # around the fork, and come back right after, as launch.py does.
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        entered = pid_path is not None or "pid" in spec.new_namespaces()
         if pid_path is not None:
             k.kernel.setns(pid_path, k.CLONE_NEWPID, "pid namespace")
-        elif "pid" in spec.new_namespaces():
+        elif entered:
             k.kernel.unshare(k.CLONE_NEWPID)
         try:
             pid = os.fork()
-        finally:
-            if pid_path is not None or "pid" in spec.new_namespaces():
-                if locals().get("pid") != 0:
-                    k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
+        except BaseException:
+            if entered:
+                k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
+            raise
+        if pid and entered:
+            k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
         if pid == 0:
             ours.close()
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
