@@ -260,6 +260,7 @@ def features() -> dict:
     from .config import (CAP_SETS, HOOKS, MOUNT_FLAGS, NAMESPACES, OCI_VERSION,
                          PROPAGATION)
     from .. import caps
+    from ..seccomp import ARCHES
     return {
         "ociVersionMin": "1.0.0", "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
@@ -268,7 +269,8 @@ def features() -> dict:
             "namespaces": sorted(NAMESPACES),
             "capabilities": [f"CAP_{c}" for c in caps.all_names()],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": True,
+            "seccomp": {"enabled": True, "archs": sorted(ARCHES),
+                        "knownFlags": [], "supportedFlags": [],
                         "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
                                     "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
                                     "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],

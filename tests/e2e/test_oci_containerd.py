@@ -70,6 +70,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         daemon.terminate()
         daemon.wait(timeout=20)
         log.close()
+        # The mount point stays (an empty directory, as Debian's package makes it): its
+        # rmdir would detach the mounts other throwaway hosts may have on it.
         host.run("umount -l /run/containerd")
 
 
