@@ -114,6 +114,12 @@ def test_podman_detached_web_exec_logs_stop_rm(host, podman):
     state = host.run([str(host.dir / "minirun-oci"), "state", cid])
     assert json.loads(state.stdout)["status"] == "running", state.stderr
 
+    assert podman("pause", "ociweb").returncode == 0   # the v1 freezer
+    out = podman("inspect", "ociweb", "--format", "{{.State.Status}}").stdout.strip()
+    assert out == "paused"
+    assert podman("unpause", "ociweb").returncode == 0
+    assert host.sh("curl -sf -m1 http://127.0.0.1:18080/hostname").strip() == "ociweb"
+
     # httpd as PID 1 has no SIGTERM handler: podman stop ends with SIGKILL (137)
     res = podman("stop", "-t", "1", "ociweb")
     assert res.returncode == 0, res.stderr
