@@ -229,6 +229,11 @@ def exec_command(path: str, argv: list[str], env: dict[str, str],
     k.kernel.cloexec_from(3)  # no host fd reaches the command (CVE-2024-21626)
     if seccomp_bpf is not None:  # after no_new_privs (caps.limit), right before execve
         k.kernel.seccomp_load_bpf(seccomp_bpf)
+    execve(path, argv, env)
+
+
+def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+    """The exec itself (minirun's and minirun-oci's): its failure as a 126/127 error."""
     try:
         os.execve(path, argv, env)
     except OSError as e:

@@ -11,14 +11,13 @@ no Python modules to import.
 """
 from __future__ import annotations
 
-import errno
 import os
 import resource
 
 from .. import caps
 from .. import kernel as k
-from ..errors import CommandNotExecutable, CommandNotFound, MinirunError
-from ..init import find_executable
+from ..errors import MinirunError
+from ..init import execve, find_executable
 
 # Where a process without PATH in its environment is looked up (as Docker does).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,11 +59,7 @@ def become(proc, seccomp_bpf: bytes | None) -> None:
     k.kernel.cloexec_from(3)
     if seccomp_bpf is not None and proc.no_new_privs:
         k.kernel.seccomp_load_bpf(seccomp_bpf)
-    try:
-        os.execve(path, list(proc.args), env)
-    except OSError as e:
-        cls = CommandNotFound if e.errno == errno.ENOENT else CommandNotExecutable
-        raise cls(f"exec {proc.args[0]!r}: {e.strerror}") from None
+    execve(path, list(proc.args), env)
 
 
 def seccomp_program(spec_seccomp: str | None, proc) -> bytes | None:

@@ -83,6 +83,11 @@ def test_run_prints_and_exits_with_the_code(oci):
     assert res.returncode == 5, res.stderr
     assert res.stdout == "hello from minirun\n"
     assert oci("list", "-q").stdout == ""
+    res = oci.run(["/no/such/program"])
+    assert res.returncode == 127 and "minirun-oci: exec '/no/such/program'" in res.stderr
+    res = oci.run(["/etc"])
+    assert res.returncode == 126 and "is a directory" in res.stderr
+    assert oci("list", "-q").stdout == ""
 
 
 def test_create_start_state_kill_delete(oci):
