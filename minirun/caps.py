@@ -11,6 +11,8 @@ capability through a setuid or file-capability binary.
 """
 from __future__ import annotations
 
+import os
+
 import prctl
 
 DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
@@ -63,3 +65,42 @@ def limit(keep: list[str]) -> None:
     prctl.cap_effective.limit(*wanted)
     prctl.cap_permitted.limit(*wanted)
     prctl.set_no_new_privs(1)
+
+
+# -- the OCI runtime's capability sets (minirun-oci) -----------------------------------
+
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
+
+
+def _raise(capset, names) -> None:
+    for n in names:
+        setattr(capset, n.lower(), True)
+
+
+def apply_sets(sets: dict, uid: int, gid: int, groups, no_new_privs: bool) -> None:
+    """The OCI process's user and its five capability sets: bounding first (needs
+    CAP_SETPCAP), inheritable while still root, then the user change keeping the permitted
+    set (keep_caps), then permitted, effective and ambient; no_new_privs only if asked."""
+    drop_bounding(list(sets.get("bounding", ())))
+    inh = {_cap(n) for n in sets.get("inheritable", ())}
+    prctl.cap_inheritable.limit(*inh)
+    _raise(prctl.cap_inheritable, sets.get("inheritable", ()))
+    prctl.set_keepcaps(True)
+    os.setgroups(list(groups))
+    os.setgid(gid)
+    os.setuid(uid)
+    prctl.set_keepcaps(False)
+    # effective must stay within permitted at every step
+    prctl.cap_effective.limit(*({_cap(n) for n in sets.get("effective", ())}
+                                & {_cap(n) for n in sets.get("permitted", ())}))
+    prctl.cap_permitted.limit(*{_cap(n) for n in sets.get("permitted", ())})
+    _raise(prctl.cap_effective, sets.get("effective", ()))
+    if sets.get("ambient"):
+        import ctypes
+        from .kernel import _libc
+        for n in sets["ambient"]:
+            if _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, _cap(n), 0, 0) < 0:
+                from .errors import SyscallError
+                raise SyscallError("prctl", f"ambient CAP_{n}", ctypes.get_errno())
+    if no_new_privs:
+        prctl.set_no_new_privs(1)

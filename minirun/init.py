@@ -239,6 +239,11 @@ def exec_command(path: str, argv: list[str], env: dict[str, str],
     if seccomp_bpf is not None:  # after no_new_privs (caps.limit), right before execve
         k.kernel.seccomp_load_bpf(seccomp_bpf)
     faults.phase("child: execve")
+    execve(path, argv, env)
+
+
+def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+    """The exec itself (minirun's and minirun-oci's): its failure as a 126/127 error."""
     try:
         os.execve(path, argv, env)
     except OSError as e:

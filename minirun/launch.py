@@ -75,6 +75,9 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
         _explain_ping(c, plan, oplog.PID)
         oplog.unlisten_all()  # the plan's rollback is no part of the plan
         raise oplog.Planned("--explain=only: nothing was done")
+    # the container as an OCI config.json (what minirun-oci reads), for people and tools
+    from .oci.export import write_config
+    write_config(c, plan.steps, bool(plan.unshare_flags & k.CLONE_NEWNET))
     ours, theirs = socket.socketpair()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     k.kernel.unshare(k.CLONE_NEWPID)

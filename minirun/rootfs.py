@@ -56,6 +56,7 @@ class MountStep(NamedTuple):
     data: str | None = None
     kind: str = "dir"             # dir | file (bind of a file) | mask | readonly | devices
     optional: bool = False        # skip quietly when the target does not exist (masks)
+    propagation: int = 0          # MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (|MS_REC)
 
 
 _TMPFS_FLAG = {"ro": k.MS_RDONLY, "nosuid": k.MS_NOSUID, "nodev": k.MS_NODEV,
@@ -221,11 +222,41 @@ class RootFS:
                                  display=step.target)
                     if step.flags & k.MS_RDONLY:
                         self._make_readonly(step.target)
+                    elif step.flags & NOSUID_NODEV_NOEXEC:  # an OCI bind's nosuid etc.
+                        self._set_attrs(step)
                 else:
                     self.k.mount(step.source, where, step.fstype, step.flags, step.data,
                                  display=step.target)
+                if step.propagation:
+                    self._propagate(step)
             finally:
                 os.close(fd)
+
+    def _set_attrs(self, step: MountStep) -> None:
+        attrs = 0
+        for attr, ms in _MS_OF_ATTR.items():
+            if step.flags & ms:
+                attrs |= attr
+        fd = self.open_in_root(step.target)
+        try:
+            rec = k.AT_RECURSIVE if step.flags & k.MS_REC else 0
+            try:
+                self.k.mount_setattr(fd, "", k.AT_EMPTY_PATH | rec, attrs, display=step.target)
+            except SyscallError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                self.k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND
+                             | (step.flags & NOSUID_NODEV_NOEXEC), display=step.target)
+        finally:
+            os.close(fd)
+
+    def _propagate(self, step: MountStep) -> None:
+        fd = self.open_in_root(step.target)
+        try:
+            self.k.mount(None, f"/proc/self/fd/{fd}", None, step.propagation,
+                         display=step.target)
+        finally:
+            os.close(fd)
 
     def _make_readonly(self, target: str) -> None:
         # Reopen: the fd taken before the mount names the directory below it.

@@ -1,0 +1,246 @@
+"""The container's init between fork and exec, driven by config.json.
+
+    join the namespaces given by path (setns), unshare the new ones   -- NS -->
+                       the runtime moves us into the cgroup, runs createRuntime hooks
+    <-- GO --  unshare the cgroup namespace, make / private, bind the root onto itself,
+               the mounts of config.json (rootfs.py: every target opened below the root),
+               the default /dev, linux.devices, createContainer hooks, pivot_root,
+               read-only root, sysctl, masked and read-only paths, hostname,
+               the pty (its master to --console-socket)          -- READY -->
+    block reading the exec fifo                 ...  `start` writes one byte into it
+    startContainer hooks, then process.become (the user's program)
+
+The messages are those of minirun's own start (sync.py), plus READY; an error line
+carries the exit code. After READY the runtime is gone: a failure is written to the
+init's stderr (the engine's log of the container) and it exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from typing import NamedTuple
+
+from .. import kernel as k
+from ..errors import MinirunError, SyscallError
+from ..init import _close_inherited_fds, _take_pty
+from ..rootfs import MountStep, RootFS, pivot_into
+from ..sync import GO, NS, Channel
+from . import hooks
+from .config import Spec
+from .process import become  # here: nothing can be imported after pivot_root
+
+READY = "ready"
+
+
+class Plan(NamedTuple):
+    spec: Spec
+    fifo_fd: int                 # the exec fifo, opened read-write (see create.py)
+    console_fd: int | None       # connected to --console-socket
+    join_fds: dict               # namespace type -> fd of its path (not pid)
+    seccomp_bpf: bytes | None
+    no_pivot: bool
+    state: dict                  # the state JSON for the hooks run in here (sent before GO)
+
+
+def child_main(sock: socket.socket, plan: Plan) -> None:
+    chan = Channel(sock)
+    code = 125
+    try:
+        _run(chan, plan)
+    except MinirunError as e:
+        code = e.exit_code
+        chan.send_error(code, str(e))
+    except BaseException as e:  # a bug: report it rather than hang the runtime
+        chan.send_error(125, f"container init failed: {e!r}")
+    os._exit(code)
+
+
+def _run(chan: Channel, plan: Plan) -> None:
+    spec = plan.spec
+    _close_inherited_fds({chan.sock.fileno(), plan.fifo_fd, plan.console_fd,
+                          *plan.join_fds.values()})
+    os.setsid()
+    kern = k.kernel
+    for t, fd in plan.join_fds.items():
+        from .config import NAMESPACES
+        kern.setns(fd, NAMESPACES[t], f"{t} namespace")
+        os.close(fd)
+    kern.unshare(spec.ns_flags() & ~k.CLONE_NEWCGROUP)
+    chan.send(NS)
+    line = chan.recv()   # the state the hooks in here read (with our PID), then GO
+    state = json.loads(line) if line and line.startswith("{") else {}
+    if chan.recv() != GO:
+        os._exit(125)
+    plan = plan._replace(state=state)
+    own_cgroups = _own_cgroups()
+    if "cgroup" in spec.new_namespaces():
+        kern.unshare(k.CLONE_NEWCGROUP)
+    setup_rootfs(spec, kern, own_cgroups, plan)
+    if plan.console_fd is not None:
+        console = socket.socket(fileno=plan.console_fd)
+        _take_pty(Channel(console))
+        console.close()
+    chan.send(READY)
+    # Held until `start`: we hold the fifo's only write end too, so the read waits for
+    # `start`'s byte instead of returning at once (the fd is close-on-exec).
+    try:
+        got = os.read(plan.fifo_fd, 1)
+    except OSError:
+        got = b""
+    os.close(plan.fifo_fd)
+    chan.sock.close()
+    if not got:
+        os._exit(1)
+    try:
+        hooks.run_in_child(spec.hooks.get("startContainer", ()), "startContainer",
+                           dict(plan.state, status="running"))
+        become(spec.process, plan.seccomp_bpf)
+    except MinirunError as e:
+        _say(str(e))
+        os._exit(e.exit_code)
+    except BaseException as e:  # noqa: BLE001 - nobody else is left to tell
+        _say(f"container init: {e!r}")
+        os._exit(125)
+
+
+def _say(msg: str) -> None:
+    try:
+        os.write(2, f"minirun-oci: {msg}\n".encode())
+    except OSError:
+        pass
+
+
+def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
+    kern.mount(None, "/", None, spec.propagation)
+    # pivot_root needs the root to be a mount point of its own
+    kern.mount(spec.root, spec.root, None, k.MS_BIND | k.MS_REC)
+    root = RootFS(spec.root, kern)
+    try:
+        root.apply(mount_steps(spec, own_cgroups))
+        if spec.devices:
+            make_devices(root, spec.devices)
+    finally:
+        root.close()
+    hooks.run_in_child(spec.hooks.get("createContainer", ()), "createContainer",
+                       dict(plan.state, status="creating"))
+    if plan.no_pivot:
+        os.chdir(spec.root)
+        kern.mount(spec.root, "/", None, k.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+    else:
+        pivot_into(spec.root, kern)
+    if spec.readonly:
+        kern.mount(None, "/", None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY)
+    for key, value in spec.sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise MinirunError(f"sysctl {key}={value}: {e.strerror}") from None
+    # after the sysctls, which /proc/sys read-only would refuse
+    root = RootFS("/", kern)
+    try:
+        root.apply([MountStep(p, kind="mask", optional=True) for p in spec.masked]
+                   + [MountStep(p, kind="readonly", optional=True)
+                      for p in spec.readonly_paths])
+    finally:
+        root.close()
+    if spec.hostname is not None:
+        kern.sethostname(spec.hostname)
+
+
+def mount_steps(spec: Spec, own_cgroups: dict) -> list[MountStep]:
+    """config.json's mounts as rootfs.py's steps; the default devices go into a /dev
+    that is a tmpfs of the container's."""
+    steps = []
+    for m in spec.mounts:
+        if m.type == "bind":
+            src = m.source if m.source.startswith("/") else os.path.join(spec.bundle,
+                                                                         m.source)
+            try:
+                kind = "dir" if stat.S_ISDIR(os.stat(src).st_mode) else "file"
+            except OSError as e:
+                raise MinirunError(f"mount source {src}: {e.strerror}") from None
+            steps.append(MountStep(m.destination, source=src, flags=m.flags, kind=kind,
+                                   propagation=m.propagation))
+        elif m.type in ("cgroup", "cgroup2"):
+            steps += cgroup_steps(m, own_cgroups)
+        else:
+            steps.append(MountStep(m.destination, m.type, m.source or m.type, m.flags,
+                                   m.data, propagation=m.propagation))
+            if m.destination == "/dev" and m.type == "tmpfs":
+                steps.append(MountStep("/dev", kind="devices"))
+    return steps
+
+
+def _own_cgroups() -> dict:
+    """This process's cgroup in each hierarchy, keyed by its controllers ("" for v2)."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _n, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def cgroup_steps(m, own: dict) -> list[MountStep]:
+    """A cgroup mount: on v1 a tmpfs with each hierarchy's directory of the container
+    bound into it, as runc does; on v2 the container's directory. Read-only if asked."""
+    from ..cgroups import detect
+    layout = detect()
+    flags = m.flags & (k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
+    if layout is None:
+        raise MinirunError(f"cannot mount cgroup on {m.destination}: no cgroups here")
+    if layout.version == 2:
+        return [MountStep(m.destination, source="/sys/fs/cgroup" + own.get("", "/"),
+                          flags=k.MS_BIND | k.MS_REC | flags)]
+    steps = [MountStep(m.destination, "tmpfs", "cgroup",
+                       k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=755")]
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        pre, _, post = line.partition(" - ")
+        rest = post.split()
+        point = pre.split()[4]
+        if len(rest) < 3 or rest[0] != "cgroup" or not point.startswith("/sys/fs/cgroup/"):
+            continue
+        opts = set(rest[2].split(","))
+        path = next((p for c, p in own.items() if c and set(c.split(",")) <= opts), None)
+        if path is None:
+            continue
+        steps.append(MountStep(os.path.join(m.destination, os.path.basename(point)),
+                               source=point + path,
+                               flags=k.MS_BIND | k.MS_REC | flags))
+    if flags & k.MS_RDONLY:
+        steps.append(MountStep(m.destination, kind="readonly"))
+    return steps
+
+
+def make_devices(root: RootFS, devices) -> None:
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    for d in devices:
+        parent = os.path.dirname(d.path)
+        pfd = root.ensure(parent, "dir")
+        dirfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.close(pfd)
+        name = os.path.basename(d.path)
+        try:
+            try:
+                os.unlink(name, dir_fd=dirfd)
+            except FileNotFoundError:
+                pass
+            old = os.umask(0)
+            try:
+                os.mknod(name, kinds[d.type] | (d.mode & 0o7777),
+                         os.makedev(d.major, d.minor), dir_fd=dirfd)
+            finally:
+                os.umask(old)
+            os.chown(name, d.uid, d.gid, dir_fd=dirfd, follow_symlinks=False)
+        except OSError as e:
+            raise SyscallError.from_oserror("mknod", d.path, e) from None
+        finally:
+            os.close(dirfd)

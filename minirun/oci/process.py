@@ -1,0 +1,70 @@
+"""Becoming the configured process (the init's last step, and exec's): rlimits, OOM score,
+working directory, seccomp, user and capabilities, umask, no host fd, execve.
+
+Seccomp goes last when noNewPrivileges is set (from there on only what the filter allows);
+without it, loading a filter needs CAP_SYS_ADMIN, so it goes in before the capabilities
+are dropped (the filter then has to allow setuid, capset, prctl and execve, which every
+ordinary profile does).
+
+Imported before pivot_root, with everything it uses: after it, the container's root has
+no Python modules to import.
+"""
+from __future__ import annotations
+
+import os
+import resource
+
+from .. import caps
+from .. import kernel as k
+from ..errors import MinirunError
+from ..init import execve, find_executable
+
+# Where a process without PATH in its environment is looked up (as Docker does).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def set_rlimits(rlimits) -> None:
+    for name, soft, hard in rlimits:
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (OSError, ValueError) as e:
+            raise MinirunError(f"cannot set {name} to {soft}:{hard}: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def become(proc, seccomp_bpf: bytes | None) -> None:
+    """Never returns: execs proc.args, or raises a MinirunError (126/127 for the exec)."""
+    set_rlimits(proc.rlimits)
+    if proc.oom_score_adj is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
+        except OSError as e:
+            raise MinirunError(f"cannot set oomScoreAdj: {e.strerror}") from None
+    env = dict(e.split("=", 1) for e in proc.env)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise MinirunError(f"cannot enter working directory {proc.cwd}: {e.strerror}") from None
+    path = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    if seccomp_bpf is not None and not proc.no_new_privs:
+        k.kernel.seccomp_load_bpf(seccomp_bpf)
+    try:
+        caps.apply_sets(proc.caps, proc.uid, proc.gid, proc.gids, proc.no_new_privs)
+    except OSError as e:
+        raise MinirunError(f"cannot set the user {proc.uid}:{proc.gid} or its "
+                           f"capabilities: {e.strerror or e}") from None
+    if proc.umask is not None:
+        os.umask(proc.umask)
+    k.kernel.cloexec_from(3)
+    if seccomp_bpf is not None and proc.no_new_privs:
+        k.kernel.seccomp_load_bpf(seccomp_bpf)
+    execve(path, list(proc.args), env)
+
+
+def seccomp_program(spec_seccomp: str | None, proc) -> bytes | None:
+    """The BPF program of config.json's profile (compiled once, then cached by seccomp.py)."""
+    if spec_seccomp is None:
+        return None
+    from ..seccomp import program_for
+    return program_for("custom", spec_seccomp, proc.caps.get("effective", ()))
