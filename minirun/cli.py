@@ -131,7 +131,7 @@ def ps(ctx, show_all, quiet):
     rows = []
     for c in all_containers(paths):
         st = docker_status(c)
-        if not show_all and st != "running":
+        if not show_all and st not in ("running", "paused"):
             continue
         if quiet:
             click.echo(c.short_id())
@@ -176,6 +176,7 @@ def top(ctx, container):
 
 
 @main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background (stdio /dev/null).")
 @click.option("-i", "--interactive", is_flag=True)
 @click.option("-t", "--tty", is_flag=True)
 @click.option("-e", "--env", "env", multiple=True)
@@ -184,8 +185,10 @@ def top(ctx, container):
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
-def exec_(ctx, interactive, tty, env, workdir, user, container, command):
+def exec_(ctx, detach, interactive, tty, env, workdir, user, container, command):
     """Run COMMAND inside a running container."""
+    if detach and (tty or interactive):
+        raise UsageError("exec -d takes no -i or -t: its stdio is /dev/null")
     from .execute import exec_in
     from .spec import parse_env, parse_user
     from .state import lookup
@@ -195,7 +198,7 @@ def exec_(ctx, interactive, tty, env, workdir, user, container, command):
     env_, user_ = parse_env(env), parse_user(user)
     c = lookup(ctx.obj["paths"], container)
     ctx.exit(exec_in(c, list(command), tty=tty, interactive=interactive,
-                     env=env_, workdir=workdir, user=user_))
+                     env=env_, workdir=workdir, user=user_, detach=detach))
 
 
 @main.command()
@@ -338,3 +341,4 @@ from .cli_network import network, system  # noqa: E402
 main.add_command(network)
 main.add_command(system)
 __import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull
+__import__("minirun.cli_lifecycle", fromlist=["add_to"]).add_to(main)  # wait, rename, cp, ...

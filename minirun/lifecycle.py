@@ -35,6 +35,7 @@ def finish(c: Container, code: int | None, remove: bool | None = None,
             return []
         if c.state != STOPPED:
             c.state, c.exit_code, c.finished = STOPPED, code, time.time()
+            c.paused = False
             if not c.torn_down and code is not None:
                 from .cgroups import oom_killed
                 c.oom_killed = oom_killed(c)  # its counter, before the cgroup goes
@@ -55,7 +56,12 @@ def report(failures: list[Failure], what: str = "teardown") -> None:
 
 
 def _signal(c: Container, sig: int, why: str) -> None:
-    """Send `sig` to the container's PID 1, and say so in the operation log."""
+    """Send `sig` to the container's PID 1, and say so in the operation log. A paused
+    container is thawed first (as Docker does): a frozen task handles no signal, not
+    even SIGKILL."""
+    if c.paused:
+        from .pause import unpause_record
+        unpause_record(c)
     name = signal.Signals(sig).name[3:]
     oplog.record(f"kill -{name} {c.pid}", why=why)
     signal_container(c, sig)

@@ -134,7 +134,7 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down", "oom_killed")
+                 "journal", "torn_down", "oom_killed", "paused")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
@@ -142,7 +142,7 @@ class Container:
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
                  journal: list[Step] | None = None, torn_down: bool = False,
-                 oom_killed: bool = False):
+                 oom_killed: bool = False, paused: bool = False):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -152,6 +152,9 @@ class Container:
         self.journal: list[Step] = journal or []
         self.torn_down = torn_down
         self.oom_killed = oom_killed  # Docker's State.OOMKilled: the cgroup's OOM counter
+        # `minirun pause`: set before the cgroup is frozen (so every teardown thaws it
+        # first), cleared after it is thawed
+        self.paused = paused
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -162,7 +165,7 @@ class Container:
                 "finished": self.finished, "config": self.config.to_json(),
                 "network": self.network.to_json() if self.network else None,
                 "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
-                "oom_killed": self.oom_killed}
+                "oom_killed": self.oom_killed, "paused": self.paused}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -175,7 +178,7 @@ class Container:
                    started=d["started"], finished=d["finished"],
                    network=Attachment.from_json(d["network"]),
                    journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
-                   oom_killed=d.get("oom_killed", False))
+                   oom_killed=d.get("oom_killed", False), paused=d.get("paused", False))
 
     # -- derived ------------------------------------------------------------
     @property

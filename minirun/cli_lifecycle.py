@@ -1,0 +1,63 @@
+"""`minirun wait|rename|pause|unpause|cp`: the lifecycle verbs a Docker user expects
+(the logic is in manage.py, pause.py and copy.py)."""
+from __future__ import annotations
+
+import click
+
+from .errors import MinirunError
+
+
+def _each(ctx, refs, do) -> None:
+    """Docker's way with several containers: go on after an error, print it, and exit
+    with the last error's code."""
+    failed = None
+    for ref in refs:
+        try:
+            click.echo(do(ref))
+        except MinirunError as e:
+            click.echo(f"minirun: {e}", err=True)
+            failed = e
+    if failed:
+        ctx.exit(failed.exit_code)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait(ctx, containers):
+    """Block until containers stop, then print their exit codes."""
+    from .manage import wait as wait_
+    _each(ctx, containers, lambda ref: wait_(ctx.obj["paths"], ref))
+
+
+@click.command()
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_context
+def rename(ctx, container, new_name):
+    """Rename a container."""
+    from .manage import rename as rename_
+    rename_(ctx.obj["paths"], container, new_name)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def pause(ctx, containers):
+    """Suspend every process of containers (the cgroup freezer)."""
+    from .pause import pause as pause_
+    _each(ctx, containers, lambda ref: pause_(ctx.obj["paths"], ref).name)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def unpause(ctx, containers):
+    """Resume every process of paused containers."""
+    from .pause import unpause as unpause_
+    _each(ctx, containers, lambda ref: unpause_(ctx.obj["paths"], ref).name)
+
+
+def add_to(main) -> None:
+    for cmd in (wait, rename, pause, unpause):
+        main.add_command(cmd)
