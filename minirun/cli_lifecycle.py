@@ -58,6 +58,21 @@ def unpause(ctx, containers):
     _each(ctx, containers, lambda ref: unpause_(ctx.obj["paths"], ref).name)
 
 
+@click.command()
+@click.option("-a", "--archive", is_flag=True, help="Keep the source's uid/gid.")
+@click.option("-L", "--follow-link", is_flag=True, help="Follow a symbolic link SRC.")
+@click.argument("src")
+@click.argument("dest")
+@click.pass_context
+def cp(ctx, archive, follow_link, src, dest):
+    """Copy files between a container and the host: CONTAINER:SRC DEST or SRC
+    CONTAINER:DEST (`-` is a tar stream on stdin or stdout), with docker cp's rules."""
+    import sys
+    from .copy import copy
+    copy(ctx.obj["paths"], src, dest, archive, follow_link, stdin=sys.stdin,
+         stdout=sys.stdout)
+
+
 def add_to(main) -> None:
-    for cmd in (wait, rename, pause, unpause):
+    for cmd in (wait, rename, pause, unpause, cp):
         main.add_command(cmd)

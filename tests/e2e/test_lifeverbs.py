@@ -96,3 +96,95 @@ def test_exec_detached_runs_on_after_the_cli_returns(host):
     assert host.minirun("exec", "-d", "e", "nope").returncode == 127
     assert host.minirun("exec", "-d", "-t", "e", "true").returncode == 125
     host.minirun("rm", "-f", "e", check=True)
+
+
+def test_cp_both_directions_with_docker_rules(host):
+    d = host.dir / "cp"
+    (d / "src" / "sub").mkdir(parents=True)
+    (d / "src" / "a.txt").write_text("A")
+    (d / "src" / "sub" / "b.txt").write_text("B")
+    (d / "one.txt").write_text("one")
+    detach(host, "c", "sleep", "1000")
+
+    def inside(script):
+        return host.minirun("exec", "c", "sh", "-c", script, check=True).stdout
+
+    cp = lambda *a: host.minirun("cp", *a)  # noqa: E731
+    # host -> container
+    assert cp(str(d / "one.txt"), "c:/tmp/").returncode == 0          # into a directory
+    assert cp(str(d / "one.txt"), "c:/tmp/renamed").returncode == 0   # a new file
+    assert cp(str(d / "src"), "c:/tmp/new").returncode == 0           # becomes the dir
+    assert cp(str(d / "src"), "c:/tmp/new").returncode == 0           # now: into it
+    assert cp(str(d / "src") + "/.", "c:/tmp/flat").returncode == 0   # missing: made
+    inside("mkdir /tmp/merge")
+    assert cp(str(d / "src") + "/.", "c:/tmp/merge").returncode == 0  # the contents
+    assert inside("cat /tmp/one.txt /tmp/renamed /tmp/new/a.txt /tmp/new/sub/b.txt "
+                  "/tmp/new/src/a.txt /tmp/flat/a.txt /tmp/merge/sub/b.txt") == "oneoneABAAB"
+    assert inside("ls /tmp/merge") == "a.txt\nsub\n"
+    # ownership: the destination's (root) unless -a
+    inside("mkdir -p /o && echo x > /o/f && chown 1234:5678 /o/f && ln -s f /o/l")
+    assert cp("c:/o", str(d / "plain")).returncode == 0
+    assert os.stat(d / "plain" / "f").st_uid == 0
+    assert os.readlink(d / "plain" / "l") == "f"  # a link stays a link
+    assert cp("-a", "c:/o", str(d / "kept")).returncode == 0
+    st = os.stat(d / "kept" / "f")
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    # container -> host: a symlink SRC is copied as a link, unless -L
+    assert cp("c:/o/l", str(d / "link")).returncode == 0
+    assert os.readlink(d / "link") == "f"
+    assert cp("-L", "c:/o/l", str(d / "followed")).returncode == 0
+    assert (d / "followed").read_text() == "x\n"
+    # errors: one line, exit 125, nothing made
+    for args, why in ((("c:/nope", str(d / "x")), "no such file"),
+                      ((str(d / "src"), "c:/tmp/one.txt"), "directory to a file"),
+                      ((str(d / "one.txt"), "c:/tmp/missing/"), "must exist"),
+                      ((str(d / "one.txt"), "c:/no/such/dir"), "no such directory"),
+                      ((str(d / "one.txt"), str(d / "two.txt")), "exactly one"),
+                      (("c:/o/f/", str(d / "x")), "not a directory")):
+        res = cp(*args)
+        assert res.returncode == 125 and why in res.stderr, (args, res.stderr)
+        assert len(res.stderr.splitlines()) == 1
+    assert not (d / "x").exists()
+    # `-` is a tar stream
+    res = host.run(f"{' '.join(__import__('harness').MINIRUN)} cp c:/o - | tar -t | sort")
+    assert res.stdout.split() == ["o/", "o/f", "o/l"]
+    res = host.run(f"tar -C {d} -c one.txt | {' '.join(__import__('harness').MINIRUN)} "
+                   "cp - c:/tmp/merge")
+    assert res.returncode == 0, res.stderr
+    assert inside("cat /tmp/merge/one.txt") == "one"
+    host.minirun("rm", "-f", "c", check=True)
+
+
+def test_cp_cannot_be_led_out_of_the_container_by_a_symlink(host):
+    outside = host.dir / "outside"
+    outside.mkdir()
+    (host.dir / "f").write_text("payload")
+    detach(host, "s", "sleep", "1000")
+    # symlinks in the container to / and to a real host directory, to a file beside
+    host.minirun("exec", "s", "sh", "-c", f"ln -s / /up && ln -s {outside} /host && "
+                 f"ln -s {outside}/g /hostfile && ln -s {host.dir}/secret /secret", check=True)
+    (host.dir / "secret").write_text("host secret")
+    # copying out does not read host files through them
+    res = host.minirun("cp", "-L", "s:/secret", str(host.dir / "read"))
+    assert res.returncode == 125 and not (host.dir / "read").exists()
+    for dest in ("s:/up/f", "s:/host", "s:/hostfile", f"s:/up/../up{outside}/"):
+        host.minirun("cp", str(host.dir / "f"), dest)
+    assert os.listdir(outside) == []
+    # it went inside the container's root instead
+    out = host.minirun("exec", "s", "sh", "-c", "cat /f", check=True).stdout
+    assert out == "payload"
+    # a symlink DEST that does not resolve (in the container) is replaced, not followed
+    assert host.minirun("exec", "s", "cat", "/hostfile", check=True).stdout == "payload"
+    host.minirun("rm", "-f", "s", check=True)
+
+
+def test_cp_to_and_from_a_stopped_container(host):
+    (host.dir / "in.txt").write_text("in")
+    detach(host, "st", "sh", "-c", "echo made > /made")
+    assert host.minirun("wait", "st", check=True).stdout == "0\n"
+    assert host.minirun("cp", "st:/made", str(host.dir / "out"), check=True).returncode == 0
+    assert (host.dir / "out").read_text() == "made\n"
+    host.minirun("cp", str(host.dir / "in.txt"), "st:/in.txt", check=True)
+    host.minirun("cp", "st:/in.txt", str(host.dir / "back"), check=True)
+    assert (host.dir / "back").read_text() == "in"
+    host.minirun("rm", "st", check=True)
