@@ -1,5 +1,5 @@
-"""`minirun wait|rename|pause|unpause|cp`: the lifecycle verbs a Docker user expects
-(the logic is in manage.py, pause.py and copy.py)."""
+"""`minirun wait|rename|pause|unpause|cp|start|restart`: the lifecycle verbs a Docker
+user expects (the logic is in manage.py, pause.py, copy.py and restart.py)."""
 from __future__ import annotations
 
 import click
@@ -73,6 +73,29 @@ def cp(ctx, archive, follow_link, src, dest):
          stdout=sys.stdout)
 
 
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start(ctx, containers):
+    """Start exited containers again (same name, writable layer and config; the same
+    address where it is free), detached."""
+    from .restart import start as start_
+    _each(ctx, containers,
+          lambda ref: start_(ctx.obj["paths"], ref, ctx.obj["firewall"]).name)
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", default=10, show_default=True, type=int,
+              help="Seconds between SIGTERM and SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def restart(ctx, timeout, containers):
+    """Stop (if running) and start containers again."""
+    from .restart import restart as restart_
+    _each(ctx, containers,
+          lambda ref: restart_(ctx.obj["paths"], ref, ctx.obj["firewall"], timeout).name)
+
+
 def add_to(main) -> None:
-    for cmd in (wait, rename, pause, unpause, cp):
+    for cmd in (wait, rename, pause, unpause, cp, start, restart):
         main.add_command(cmd)

@@ -23,7 +23,9 @@ from .state import proc_start_time, save
 from .sync import reported_error
 
 
-def run_detached(c: Container, driver, firewall: str, out) -> int:
+def run_detached(c: Container, driver, firewall: str, out, keep_record: bool = False) -> int:
+    """Start `c` under a monitor of its own. `keep_record` (start of an exited
+    container): a failed start leaves it exited instead of removing it."""
     from . import monitor, oplog
     if oplog.dry_run:  # --explain=only: the plan ends before any process would start
         start(c, driver)
@@ -37,7 +39,7 @@ def run_detached(c: Container, driver, firewall: str, out) -> int:
     mpid = os.fork()
     if mpid == 0:
         os.close(r)
-        _monitor_main(c, driver, w, monitor_bin, firewall)  # never returns
+        _monitor_main(c, driver, w, monitor_bin, firewall, keep_record)  # never returns
     os.close(w)
     with os.fdopen(r, "rb") as f:
         reply = f.read().decode()
@@ -52,7 +54,7 @@ def run_detached(c: Container, driver, firewall: str, out) -> int:
         from .state import reload
         now = reload(c)
         if now is not None:
-            report(finish(now, None, remove=True, force=True))
+            report(finish(now, None, remove=not keep_record, force=True))
         err = MinirunError("the container's monitor died during start-up")
     raise err
 
@@ -72,7 +74,7 @@ def _write_quiet(fd: int, msg: str) -> None:
 
 
 def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
-                  firewall: str) -> None:
+                  firewall: str, keep_record: bool = False) -> None:
     code = 125
     pid = None
     try:
@@ -120,7 +122,7 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         if pid is not None:  # never leave a container running without its records
             kill_and_reap(pid)
         try:
-            report(finish(c, None, remove=True, force=True))
+            report(finish(c, None, remove=not keep_record, force=True))
         except Exception as e2:  # noqa: BLE001
             print(f"minirun: teardown: {e2}", file=sys.stderr)
         if isinstance(e, MinirunError):

@@ -1,6 +1,7 @@
 """wait, rename, pause/unpause, exec -d, cp: the lifecycle verbs a Docker user expects."""
 import json
 import os
+import sys
 
 from harness import ROOTFS
 
@@ -188,3 +189,49 @@ def test_cp_to_and_from_a_stopped_container(host):
     host.minirun("cp", "st:/in.txt", str(host.dir / "back"), check=True)
     assert (host.dir / "back").read_text() == "in"
     host.minirun("rm", "st", check=True)
+
+
+def test_start_keeps_name_layer_config_and_address(host):
+    host.minirun("network", "create", "--subnet", "10.77.0.0/24", "n1", check=True)
+    res = host.minirun("run", "-d", "--name", "s", "--network", "n1", "-e", "K=v", R,
+                       "sh", "-c", "echo $K >> /runs; cat /runs; exec sleep 1000")
+    assert res.returncode == 0, res.stderr
+    first = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    host.minirun("stop", "-t", "0", "s", check=True)
+    assert host.minirun("start", "s", check=True).stdout == "s\n"
+    again = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    assert again["id"] == first["id"] and again["status"] == "running"
+    assert again["network"]["ip"] == first["network"]["ip"]
+    assert again["pid"] != first["pid"]
+    # the writable layer is the same: the file grew by one line, the env came back
+    out = host.minirun("exec", "s", "cat", "/runs", check=True).stdout
+    assert out == "v\nv\n"
+    # starting a running container does nothing; restart stops and starts
+    assert host.minirun("start", "s", check=True).stdout == "s\n"
+    assert host.minirun("restart", "-t", "0", "s", check=True).stdout == "s\n"
+    assert host.minirun("exec", "s", "cat", "/runs", check=True).stdout == "v\nv\nv\n"
+    # the address is taken meanwhile: another one
+    host.minirun("stop", "-t", "0", "s", check=True)
+    res = host.minirun("run", "-d", "--name", "thief", "--network", "n1", "--ip",
+                       first["network"]["ip"], R, "sleep", "1000")
+    assert res.returncode == 0, res.stderr
+    host.minirun("start", "s", check=True)
+    third = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    assert third["network"]["ip"] not in (None, first["network"]["ip"])
+    assert host.minirun("exec", "s", "ping", "-c1", "-W2", first["network"]["ip"]).returncode == 0
+    host.minirun("rm", "-f", "s", "thief", check=True)
+    host.minirun("network", "rm", "n1", check=True)
+
+
+def test_a_failed_start_leaves_the_container_exited(host):
+    detach(host, "f", "true")
+    host.minirun("wait", "f", check=True)
+    res = host.run(MINIRUN_FAULT_START)
+    assert res.returncode == 125 and "injected fault at start.go" in res.stderr, res.stderr
+    assert status(host, "f") == "exited"
+    host.minirun("start", "f", check=True)
+    assert host.minirun("wait", "f", check=True).stdout == "0\n"
+    host.minirun("rm", "f", check=True)
+
+
+MINIRUN_FAULT_START = f"MINIRUN_FAULT=start.go {sys.executable} -m minirun start f"
