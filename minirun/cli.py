@@ -100,6 +100,8 @@ def cleanup(ctx, container_id, status):
         from .lifecycle import explain_teardown
         explain_teardown(c, status)
         report(finish(c, None if status < 0 else status))
+        from .restart import after_exit  # --restart: this process waits and starts it again
+        after_exit(ctx.obj["paths"], container_id, ctx.obj["firewall"])
 
 
 def _ports_text(c) -> str:
@@ -131,13 +133,15 @@ def ps(ctx, show_all, quiet):
     rows = []
     for c in all_containers(paths):
         st = docker_status(c)
-        if not show_all and st not in ("running", "paused"):
+        if not show_all and st not in ("running", "paused", "restarting"):
             continue
         if quiet:
             click.echo(c.short_id())
             continue
         if st == "exited":
             st = f"exited ({c.exit_code})" + (" OOMKilled" if c.oom_killed else "")
+        elif st == "restarting":
+            st = f"Restarting ({c.exit_code})"
         rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.created),
                      (c.network.ip if c.network else None) or "-", _ports_text(c)))
     if not quiet:

@@ -78,16 +78,32 @@ def _show_monitor(c: Container, offset: int | None) -> None:
         oplog.replay_from(c.explain_path, offset)
 
 
+def stopped_by_user(c: Container) -> None:
+    """stop, kill (TERM, INT, KILL) and rm -f: a --restart container stays stopped (until
+    `start`), and one waiting for its restart is not restarted."""
+    if c.config.restart_policy == "no":
+        return
+    with locked(c) as exists:
+        now = reload(c) if exists else None
+        if now is not None:
+            now.manually_stopped, now.restarting = True, False
+            save(now)
+    c.manually_stopped, c.restarting = True, False
+
+
 def kill(paths: Paths, ref: str, sig: int = signal.SIGKILL) -> Container:
     c = lookup(paths, ref)
     if not is_running(c):
         raise Conflict(f"container {c.name} is not running")
+    if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        stopped_by_user(c)
     _signal(c, sig, "the signal, to the container's PID 1")
     return c
 
 
 def stop(paths: Paths, ref: str, timeout: float = 10) -> Container:
     c = lookup(paths, ref)
+    stopped_by_user(c)
     offset = _watch_monitor(c)
     if is_running(c):
         _signal(c, signal.SIGTERM, "ask the container's PID 1 to stop")
@@ -119,9 +135,10 @@ def _wait_teardown(c: Container, timeout: float = 15) -> list[Failure]:
 def remove(paths: Paths, ref: str, force: bool = False) -> Container:
     c = lookup(paths, ref)
     offset = _watch_monitor(c)
-    if is_running(c):
+    if is_running(c) or c.restarting:
         if not force:
             raise Conflict(f"container {c.name} is running: stop it first or use rm -f")
+        stopped_by_user(c)
         _signal(c, signal.SIGKILL, "rm -f: the container's PID 1 (and with it every process "
                 "of its PID namespace) is killed")
         wait_gone(c, 10)

@@ -65,6 +65,8 @@ class Config(NamedTuple):
     lowers: tuple[str, ...] = ()         # its layer directories, top first (overlay lowerdir)
     labels: dict[str, str] = {}          # the image's Labels (never mutated)
     exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P
+    restart_policy: str = "no"           # --restart (restartpolicy.py)
+    restart_max: int = 0                 # on-failure:N
 
     def to_json(self) -> dict:
         d = self._asdict()
@@ -134,7 +136,8 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down", "oom_killed", "paused")
+                 "journal", "torn_down", "oom_killed", "paused", "restart_count",
+                 "restarting", "manually_stopped", "restart_delay")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
@@ -142,7 +145,9 @@ class Container:
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
                  journal: list[Step] | None = None, torn_down: bool = False,
-                 oom_killed: bool = False, paused: bool = False):
+                 oom_killed: bool = False, paused: bool = False, restart_count: int = 0,
+                 restarting: bool = False, manually_stopped: bool = False,
+                 restart_delay: float = 0.0):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -155,6 +160,10 @@ class Container:
         # `minirun pause`: set before the cgroup is frozen (so every teardown thaws it
         # first), cleared after it is thawed
         self.paused = paused
+        # --restart: restarts so far, waiting for the next one (its delay, the backoff),
+        # and whether the user stopped it (stop, kill, rm -f: no restart until `start`)
+        self.restart_count, self.restarting = restart_count, restarting
+        self.manually_stopped, self.restart_delay = manually_stopped, restart_delay
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -165,7 +174,10 @@ class Container:
                 "finished": self.finished, "config": self.config.to_json(),
                 "network": self.network.to_json() if self.network else None,
                 "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
-                "oom_killed": self.oom_killed, "paused": self.paused}
+                "oom_killed": self.oom_killed, "paused": self.paused,
+                "restart_count": self.restart_count, "restarting": self.restarting,
+                "manually_stopped": self.manually_stopped,
+                "restart_delay": self.restart_delay}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -178,7 +190,11 @@ class Container:
                    started=d["started"], finished=d["finished"],
                    network=Attachment.from_json(d["network"]),
                    journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
-                   oom_killed=d.get("oom_killed", False), paused=d.get("paused", False))
+                   oom_killed=d.get("oom_killed", False), paused=d.get("paused", False),
+                   restart_count=d.get("restart_count", 0),
+                   restarting=d.get("restarting", False),
+                   manually_stopped=d.get("manually_stopped", False),
+                   restart_delay=d.get("restart_delay", 0.0))
 
     # -- derived ------------------------------------------------------------
     @property

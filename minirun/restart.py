@@ -20,7 +20,9 @@ from .record import CREATING, STOPPED, Container
 from .state import is_running, locked, lookup, reload, save
 
 
-def start(paths, ref: str, firewall: str, out=sys.stdout) -> Container:
+def start(paths, ref: str, firewall: str, auto: bool = False) -> Container | None:
+    """Start an exited container. `auto`: a restart by its policy (after_exit), which
+    is off (None) if the user stopped, started or removed it meanwhile."""
     import os
     c = lookup(paths, ref)
     if c.paused:
@@ -29,7 +31,20 @@ def start(paths, ref: str, firewall: str, out=sys.stdout) -> Container:
         now = reload(c) if exists else None
         if now is None:
             raise Conflict(f"container {c.name} was removed")
+        if auto:
+            if not now.restarting or now.manually_stopped:
+                if now.restarting:
+                    now.restarting = False
+                    save(now)
+                return None
+            now.restart_count += 1
+        else:
+            now.manually_stopped = False
+            if not is_running(now):
+                now.restart_count, now.restart_delay = 0, 0.0
+        now.restarting = False
         if is_running(now):
+            save(now)
             return now  # as Docker: starting a running container does nothing
         if now.state != STOPPED or not now.torn_down:
             raise Conflict(f"container {c.name} is being started or stopped: try again")
@@ -48,7 +63,8 @@ def start(paths, ref: str, firewall: str, out=sys.stdout) -> Container:
         report(finish(c, None, remove=False))
         raise
     from .detached import run_detached
-    run_detached(c, driver, firewall, out=open(os.devnull, "w"), keep_record=True)
+    with open(os.devnull, "w") as devnull:  # run_detached prints the id; start the name
+        run_detached(c, driver, firewall, out=devnull, keep_record=True)
     return c
 
 
@@ -91,3 +107,40 @@ def restart(paths, ref: str, firewall: str, timeout: float = 10) -> Container:
     if is_running(c):
         stop(paths, ref, timeout)
     return start(paths, ref, firewall)
+
+
+def after_exit(paths, cid: str, firewall: str) -> None:
+    """Called by the monitor (`_cleanup`) once an exited container is torn down: if its
+    --restart policy says so, mark it restarting, wait the backoff, and start it again
+    (this process is still its owner meanwhile; stop and rm -f call the restart off)."""
+    import time
+    from . import faults
+    from .restartpolicy import next_delay, scaled, should_restart
+    from .state import load
+    c = load(paths, cid)
+    if c is None or c.config.restart_policy == "no":
+        return
+    with locked(c) as exists:
+        now = reload(c) if exists else None
+        if now is None or now.state != STOPPED or not now.torn_down or now.restarting:
+            return
+        if not should_restart(now.config.restart_policy, now.config.restart_max,
+                              now.exit_code, now.restart_count, now.manually_stopped):
+            return
+        ran = (now.finished - now.started) if now.finished and now.started else None
+        now.restart_delay = next_delay(now.restart_delay, ran)
+        now.restarting = True
+        save(now)
+    faults.point("restart.backoff")  # tests: MINIRUN_PAUSE_AT=restart.backoff=FILE
+    time.sleep(scaled(now.restart_delay))
+    try:
+        start(paths, cid, firewall, auto=True)
+    except MinirunError as e:
+        print(f"minirun: restart of {c.name}: {e}", file=sys.stderr)
+        gone = reload(c)
+        if gone is not None and gone.restarting:
+            with locked(gone):
+                gone = reload(c)
+                if gone is not None:
+                    gone.restarting = False
+                    save(gone)

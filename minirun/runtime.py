@@ -41,7 +41,8 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         volumes=tuple(spec.volumes), resources=spec.resources, seccomp=spec.seccomp,
         seccomp_profile=spec.seccomp_profile, privileged=spec.privileged,
         image=spec.image, image_id=spec.image_id, lowers=tuple(spec.lowers),
-        labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports))
+        labels=dict(spec.labels), exposed_ports=tuple(spec.exposed_ports),
+        restart_policy=spec.restart[0], restart_max=spec.restart[1])
 
 
 def check_paths(*paths: str) -> None:

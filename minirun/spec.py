@@ -301,6 +301,7 @@ class ContainerSpec(NamedTuple):
     lowers: tuple[str, ...] = ()         # top first; rootfs is then the top layer
     labels: dict[str, str] = {}          # never mutated
     exposed_ports: tuple[str, ...] = ()
+    restart: tuple[str, int] = ("no", 0)  # --restart (restartpolicy.py)
 
     def validate(self) -> "ContainerSpec":
         if not self.command:

@@ -138,7 +138,7 @@ def owner_alive(c: Container) -> bool:
 def docker_status(c: Container) -> str:
     """Docker's word for the state: created, running, paused, exited, dead."""
     if c.state == "stopped":
-        return "exited"
+        return "restarting" if c.restarting else "exited"  # restarting: --restart's wait
     if c.state == "running":
         if not process_alive(c.pid, c.pid_start):
             return "dead"

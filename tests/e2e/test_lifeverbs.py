@@ -3,7 +3,7 @@ import json
 import os
 import sys
 
-from harness import ROOTFS
+from harness import MINIRUN, ROOTFS
 
 R = str(ROOTFS)
 
@@ -235,3 +235,89 @@ def test_a_failed_start_leaves_the_container_exited(host):
 
 
 MINIRUN_FAULT_START = f"MINIRUN_FAULT=start.go {sys.executable} -m minirun start f"
+
+
+def _until(cond, what, timeout=30):
+    """Wait for an event (a pause file appearing, a process ending): no assertion on time."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def paused_restarts(host, flag, *args):
+    """A minirun command whose container's monitor stops at each restart's backoff
+    until `flag` is removed (the monitor inherits the environment)."""
+    import shlex
+    res = host.run(f"MINIRUN_PAUSE_AT=restart.backoff={flag} {shlex.join(MINIRUN)} "
+                   f"{shlex.join(args)}")
+    assert res.returncode == 0, res.stderr
+
+
+def run_paused_restarts(host, flag, *args):
+    paused_restarts(host, flag, "run", "-d", "--network", "none", *args)
+
+
+def owner_gone(host, name):
+    rec = json.loads(host.minirun("inspect", name, check=True).stdout)
+    return lambda: not os.path.exists(f"/proc/{rec['owner_pid']}")
+
+
+def test_restart_on_failure_counts_and_backs_off(host):
+    flag = host.dir / "backoff"
+    run_paused_restarts(host, flag, "--restart", "on-failure:2", "--name", "r", R,
+                        "sh", "-c", "echo run >> /runs; exit 3")
+    for n in (0, 1):
+        _until(flag.exists, "the monitor waits for restart {n + 1}")
+        rec = json.loads(host.minirun("inspect", "r", check=True).stdout)
+        assert rec["status"] == "restarting" and rec["restart_count"] == n
+        assert "Restarting (3)" in host.minirun("ps", check=True).stdout
+        assert host.minirun("wait", "r", check=True).stdout == "3\n"
+        flag.unlink()
+    # the third run fails too: on-failure:2 is spent
+    _until(lambda: (lambda r: r["status"] == "exited" and r["restart_count"] == 2)(
+        json.loads(host.minirun("inspect", "r", check=True).stdout)), "the last exit")
+    _until(owner_gone(host, "r"), "the last monitor ends")
+    assert not flag.exists()
+    host.minirun("cp", "r:/runs", str(host.dir / "runs"), check=True)
+    assert (host.dir / "runs").read_text() == "run\nrun\nrun\n"  # one layer, three runs
+    host.minirun("rm", "r", check=True)
+
+
+def test_stop_and_rm_call_the_restart_off(host):
+    flag = host.dir / "backoff"
+    run_paused_restarts(host, flag, "--restart", "always", "--name", "a", R, "true")
+    _until(flag.exists, "the monitor waits to restart")
+    assert host.minirun("stop", "a", check=True).stdout == "a\n"
+    assert json.loads(host.minirun("inspect", "a", check=True).stdout)["status"] == "exited"
+    gone = owner_gone(host, "a")
+    flag.unlink()
+    _until(gone, "the monitor gives the restart up")
+    rec = json.loads(host.minirun("inspect", "a", check=True).stdout)
+    assert rec["status"] == "exited" and rec["restart_count"] == 0
+    # a start by hand brings the policy back; rm -f while it waits ends it for good
+    paused_restarts(host, flag, "start", "a")
+    _until(flag.exists, "the monitor waits to restart again")
+    gone = owner_gone(host, "a")
+    host.minirun("rm", "-f", "a", check=True)
+    flag.unlink()
+    _until(gone, "the monitor gives the restart up")
+    assert host.minirun("inspect", "a").returncode == 125
+    # kill of a running container: stopped by the user, not restarted
+    run_paused_restarts(host, flag, "--restart", "always", "--name", "k", R, "sleep", "1000")
+    host.minirun("kill", "k", check=True)
+    assert host.minirun("wait", "k", check=True).stdout == "137\n"
+    _until(owner_gone(host, "k"), "the monitor ends")
+    assert not flag.exists()
+    assert json.loads(host.minirun("inspect", "k", check=True).stdout)["status"] == "exited"
+    host.minirun("rm", "k", check=True)
+
+
+def test_restart_option_errors(host):
+    for args in (("--restart", "sometimes"), ("--restart", "always", "--rm", "-d"),
+                 ("--restart", "always")):
+        res = host.minirun("run", *args, R, "true")
+        assert res.returncode == 125 and res.stderr.startswith("minirun: "), res.stderr
