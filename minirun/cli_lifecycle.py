@@ -1,5 +1,6 @@
-"""`minirun wait|rename|pause|unpause|cp|start|restart`: the lifecycle verbs a Docker
-user expects (the logic is in manage.py, pause.py, copy.py and restart.py)."""
+"""`minirun wait|rename|pause|unpause|cp|start|restart|attach`: the lifecycle verbs a Docker
+user expects (the logic is in manage.py, pause.py, copy.py, restart.py and
+attach.py)."""
 from __future__ import annotations
 
 import click
@@ -96,6 +97,18 @@ def restart(ctx, timeout, containers):
           lambda ref: restart_(ctx.obj["paths"], ref, ctx.obj["firewall"], timeout).name)
 
 
+@click.command()
+@click.option("--detach-keys", default="ctrl-p,ctrl-q", show_default=True,
+              help="The keys that detach and leave the container running.")
+@click.argument("container")
+@click.pass_context
+def attach(ctx, detach_keys, container):
+    """Attach the terminal to a container run with -dit (its output, and with -i its
+    input); the detach keys leave it running."""
+    from .attach import attach as attach_, parse_keys
+    ctx.exit(attach_(ctx.obj["paths"], container, parse_keys(detach_keys)))
+
+
 def add_to(main) -> None:
-    for cmd in (wait, rename, pause, unpause, cp, start, restart):
+    for cmd in (wait, rename, pause, unpause, cp, start, restart, attach):
         main.add_command(cmd)

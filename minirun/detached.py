@@ -92,10 +92,12 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         save(c)
         log = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         null_in = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        master = None
         try:
-            pid, _ = start(c, driver, stdin_fd=null_in, output_fd=log)
+            pid, master = start(c, driver, stdin_fd=null_in, output_fd=log)
         finally:
-            os.close(log)
+            if master is None:
+                os.close(log)
             os.close(null_in)
         try:
             sys.stderr.flush()
@@ -110,6 +112,18 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         cleanup = [sys.executable, "-m", "minirun", "--root", str(c.paths.root),
                    "--runroot", str(c.paths.runroot), "--firewall", firewall,
                    "_cleanup", c.id, "{status}"]
+        if master is not None:
+            # run -dit: this process holds the pty for `minirun attach` (attach.py)
+            from .attach import serve
+            from .init import exit_code
+            status = serve(c, pid, master, log)
+            os.close(master)
+            os.close(log)
+            explain_teardown(c, exit_code(status))
+            report(finish(c, exit_code(status)))
+            from .restart import after_exit
+            after_exit(c.paths, c.id, firewall)
+            os._exit(0)
         if monitor_bin:
             os.execv(monitor_bin, ["minirun-monitor", str(pid)] + cleanup)
         # No C compiler: stay as a (larger) Python monitor.

@@ -310,8 +310,6 @@ class ContainerSpec(NamedTuple):
             raise UsageError("invalid command: contains a NUL byte")
         if not os.path.isabs(self.workdir):
             raise UsageError(f"invalid workdir {self.workdir!r}: must be an absolute path")
-        if self.tty and self.detach:
-            raise UsageError("-t with -d is not supported (no attach yet): use -d alone")
         if self.name is not None:
             check_name(self.name)
         if self.hostname is not None:

@@ -321,3 +321,48 @@ def test_restart_option_errors(host):
                  ("--restart", "always")):
         res = host.minirun("run", *args, R, "true")
         assert res.returncode == 125 and res.stderr.startswith("minirun: "), res.stderr
+
+
+def _read_until(fd, want, timeout=30):
+    import select
+    import time
+    got = b""
+    deadline = time.monotonic() + timeout
+    while want not in got:
+        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            raise AssertionError(f"never saw {want!r}; got {got!r}")
+        got += os.read(fd, 65536)
+    return got
+
+
+def test_run_dit_attach_and_the_detach_keys(host):
+    import pty
+    import subprocess
+    res = host.minirun("run", "-dit", "--name", "t", "--network", "none", R, "sh")
+    assert res.returncode == 0, res.stderr
+    m, s = pty.openpty()
+    p = host.popen(MINIRUN + ["attach", "t"], stdin=s, stdout=s, stderr=s)
+    os.close(s)
+    import termios
+    # attach makes the terminal raw (which flushes what was typed before): wait for it
+    _until(lambda: not termios.tcgetattr(m)[3] & termios.ECHO, "attach's raw mode")
+    os.write(m, b"echo hel''lo\n")
+    _read_until(m, b"hello\r\n")
+    os.write(m, b"\x10\x11")  # ctrl-p ctrl-q: detach, the container runs on
+    _read_until(m, b"read escape sequence")
+    assert p.wait(timeout=30) == 0
+    os.close(m)
+    assert status(host, "t") == "running"
+    assert "hello" in host.minirun("logs", "t", check=True).stdout
+    # attach again (stdin no terminal here): its exit ends attach with its code
+    p = host.popen(MINIRUN + ["attach", "--detach-keys", "ctrl-x,x", "t"],
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(b"exit 5\n", timeout=30)
+    assert p.returncode == 5, err
+    assert status(host, "t") == "exited"
+    assert host.minirun("attach", "t").returncode == 125  # not running
+    detach(host, "plain", "sleep", "1000")
+    res = host.minirun("attach", "plain")
+    assert res.returncode == 125 and "no terminal" in res.stderr
+    host.minirun("rm", "-f", "t", "plain", check=True)
