@@ -100,8 +100,9 @@ def cleanup(ctx, container_id, status):
         from .lifecycle import explain_teardown
         explain_teardown(c, status)
         report(finish(c, None if status < 0 else status))
-        from .restart import after_exit  # --restart: this process waits and starts it again
-        after_exit(ctx.obj["paths"], container_id, ctx.obj["firewall"])
+        if c.config.restart_policy != "no":  # this process waits, then starts it again
+            from .restart import after_exit
+            after_exit(ctx.obj["paths"], container_id, ctx.obj["firewall"])
 
 
 def _ports_text(c) -> str:

@@ -121,8 +121,9 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
             os.close(log)
             explain_teardown(c, exit_code(status))
             report(finish(c, exit_code(status)))
-            from .restart import after_exit
-            after_exit(c.paths, c.id, firewall)
+            if c.config.restart_policy != "no":
+                from .restart import after_exit
+                after_exit(c.paths, c.id, firewall)
             os._exit(0)
         if monitor_bin:
             os.execv(monitor_bin, ["minirun-monitor", str(pid)] + cleanup)
@@ -131,8 +132,9 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         _, status = os.waitpid(pid, 0)
         explain_teardown(c, exit_code(status))
         report(finish(c, exit_code(status)))
-        from .restart import after_exit  # --restart: as the C monitor's _cleanup does
-        after_exit(c.paths, c.id, firewall)
+        if c.config.restart_policy != "no":  # as the C monitor's _cleanup does
+            from .restart import after_exit
+            after_exit(c.paths, c.id, firewall)
         code = 0
     except BaseException as e:
         if pid is not None:  # never leave a container running without its records

@@ -6,7 +6,10 @@ wait:   blocks on PID 1's pidfd, then until the owner (run, or the monitor of a
         waiter finishes the container itself (lifecycle._wait_teardown).
 rename: the name index (names/NAME -> id) and the record change under the
         container's lock and then the names lock (the order finish/delete_record
-        take them in), so a name is never held twice nor lost.
+        take them in), so a name is never held twice nor lost. A running
+        container's network namespace is named after it (`ip netns`): the new
+        name is attached (a journal step) before the old one goes. CNI
+        containers keep the name their plugins were given until they stop.
 """
 from __future__ import annotations
 
@@ -72,6 +75,7 @@ def rename(paths, ref: str, new: str) -> Container:
             if find_by_name(paths, new) is not None:
                 raise Conflict(f"container name {new!r} is already in use")
             old = now.name
+            _rename_netns(now, old, new)
             fsutil.atomic_write(paths.names / new, now.id + "\n")
             now.name = new
             save(now)
@@ -81,3 +85,24 @@ def rename(paths, ref: str, new: str) -> Container:
             except FileNotFoundError:
                 pass
         return now
+
+
+def _rename_netns(c: Container, old: str, new: str) -> None:
+    from .network import netns
+    from .state import is_running
+    att = c.network
+    if (att is None or att.netns != old or att.driver not in ("bridge", "none")
+            or not is_running(c)):
+        return
+    olds = [s for s in c.journal if s.kind == "net.netns" and s.intent.get("name") == old]
+    if not olds:
+        return
+    netns.check_free(new)
+    netns.attach_step(c, new, c.pid)
+    for s in olds:
+        why = netns.detach(old, s.intent["tag"], s.intent.get("ns"))
+        if why:
+            raise Conflict(f"cannot rename the network namespace: {why}")
+    c.journal = [s for s in c.journal if s not in olds]
+    c.network = att._replace(netns=new)
+    save(c)

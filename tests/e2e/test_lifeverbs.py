@@ -49,9 +49,15 @@ def test_rename_keeps_the_container_and_frees_the_old_name(host):
     assert host.minirun("inspect", "old").returncode == 125
     assert "new" in host.minirun("ps", check=True).stdout.split()
     assert host.minirun("exec", "new", "true").returncode == 0
-    # the old name is free again (its network namespace keeps the name it was started
-    # with while it runs: the new one has a network of its own)
-    detach(host, "old", "true", extra=("--network", "host"))
+    # its network namespace follows (ip netns), and the old name is free again
+    assert host.sh("ls /run/netns").split() == ["new", "taken"]
+    detach(host, "old", "true")
+    # a network namespace of that name that is not minirun's: the rename is refused
+    host.sh("ip netns add foreign")
+    res = host.minirun("rename", "new", "foreign")
+    assert res.returncode == 125 and "foreign" in res.stderr
+    assert json.loads(host.minirun("inspect", "new", check=True).stdout)["name"] == "new"
+    host.sh("ip netns delete foreign")
     host.minirun("rm", "-f", "new", "old", "taken", check=True)
 
 
