@@ -212,3 +212,28 @@ def scan(held: bytes, data: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
             send.append(held[0])
             held = held[1:]
     return bytes(send), held, False
+
+
+def follow(paths, c: Container, offset: int) -> int:
+    """`start -a` of a container without a terminal: its log from `offset` until it
+    exits; its exit code."""
+    import sys
+    import time
+    from .manage import wait
+    from .state import is_running, reload
+    with open(c.log_path, "rb") as f:
+        f.seek(offset)
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                continue
+            now = reload(c)
+            if now is None or not is_running(now):
+                rest = f.read()
+                sys.stdout.buffer.write(rest)
+                sys.stdout.buffer.flush()
+                break
+            time.sleep(0.05)
+    return wait(paths, c.id)

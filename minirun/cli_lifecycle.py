@@ -75,12 +75,26 @@ def cp(ctx, archive, follow_link, src, dest):
 
 
 @click.command()
+@click.option("-a", "--attach", "attach_", is_flag=True,
+              help="Then attach: its terminal (-t), else follow its output; exit with "
+                   "its code.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def start(ctx, containers):
+def start(ctx, attach_, containers):
     """Start exited containers again (same name, writable layer and config; the same
     address where it is free), detached."""
     from .restart import start as start_
+    if attach_:
+        if len(containers) != 1:
+            raise MinirunError("start -a takes one container")
+        from .attach import DEFAULT_KEYS, attach as attach__, follow, parse_keys
+        from .oplog import size_of
+        from .state import lookup
+        offset = size_of(lookup(ctx.obj["paths"], containers[0]).log_path)
+        c = start_(ctx.obj["paths"], containers[0], ctx.obj["firewall"])
+        if c.config.tty and c.config.detach:
+            ctx.exit(attach__(ctx.obj["paths"], c.id, parse_keys(DEFAULT_KEYS)))
+        ctx.exit(follow(ctx.obj["paths"], c, offset))
     _each(ctx, containers,
           lambda ref: start_(ctx.obj["paths"], ref, ctx.obj["firewall"]).name)
 

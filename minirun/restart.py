@@ -24,9 +24,12 @@ def start(paths, ref: str, firewall: str, auto: bool = False) -> Container | Non
     """Start an exited container. `auto`: a restart by its policy (after_exit), which
     is off (None) if the user stopped, started or removed it meanwhile."""
     import os
+    from .state import owner_alive
     c = lookup(paths, ref)
     if c.paused:
         raise Conflict(f"container {c.name} is paused: unpause it instead")
+    if c.state != STOPPED and not is_running(c) and not owner_alive(c):
+        report(finish(c, c.exit_code))  # dead (its owner crashed): reclaim it first
     with locked(c) as exists:
         now = reload(c) if exists else None
         if now is None:

@@ -237,7 +237,15 @@ def test_a_failed_start_leaves_the_container_exited(host):
     assert status(host, "f") == "exited"
     host.minirun("start", "f", check=True)
     assert host.minirun("wait", "f", check=True).stdout == "0\n"
+    # start -a: its output from this start, and its exit code
+    res = host.minirun("start", "-a", "f")
+    assert res.returncode == 0 and res.stdout == ""
     host.minirun("rm", "f", check=True)
+    detach(host, "o", "sh", "-c", "echo out; exit 4")
+    assert host.minirun("wait", "o", check=True).stdout == "4\n"
+    res = host.minirun("start", "-a", "o")
+    assert res.returncode == 4 and res.stdout == "out\n", res
+    host.minirun("rm", "o", check=True)
 
 
 MINIRUN_FAULT_START = f"MINIRUN_FAULT=start.go {sys.executable} -m minirun start f"
