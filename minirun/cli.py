@@ -118,6 +118,9 @@ def cleanup(ctx, container_id, status):
         from .lifecycle import explain_teardown
         explain_teardown(c, status)
         report(finish(c, None if status < 0 else status))
+        if c.config.restart_policy != "no":  # this process waits, then starts it again
+            from .restart import after_exit
+            after_exit(ctx.obj["paths"], container_id, ctx.obj["firewall"])
 
 
 def _ports_text(c) -> str:
@@ -149,13 +152,15 @@ def ps(ctx, show_all, quiet):
     rows = []
     for c in all_containers(paths):
         st = docker_status(c)
-        if not show_all and st != "running":
+        if not show_all and st not in ("running", "paused", "restarting"):
             continue
         if quiet:
             click.echo(c.short_id())
             continue
         if st == "exited":
             st = f"exited ({c.exit_code})" + (" OOMKilled" if c.oom_killed else "")
+        elif st == "restarting":
+            st = f"Restarting ({c.exit_code})"
         rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.created),
                      (c.network.ip if c.network else None) or "-", _ports_text(c)))
     if not quiet:
@@ -194,6 +199,7 @@ def top(ctx, container):
 
 
 @main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background (stdio /dev/null).")
 @click.option("-i", "--interactive", is_flag=True)
 @click.option("-t", "--tty", is_flag=True)
 @click.option("-e", "--env", "env", multiple=True)
@@ -202,8 +208,10 @@ def top(ctx, container):
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
-def exec_(ctx, interactive, tty, env, workdir, user, container, command):
+def exec_(ctx, detach, interactive, tty, env, workdir, user, container, command):
     """Run COMMAND inside a running container."""
+    if detach and (tty or interactive):
+        raise UsageError("exec -d takes no -i or -t: its stdio is /dev/null")
     from .execute import exec_in
     from .spec import parse_env, parse_user
     from .state import lookup
@@ -213,7 +221,7 @@ def exec_(ctx, interactive, tty, env, workdir, user, container, command):
     env_, user_ = parse_env(env), parse_user(user)
     c = lookup(ctx.obj["paths"], container)
     ctx.exit(exec_in(c, list(command), tty=tty, interactive=interactive,
-                     env=env_, workdir=workdir, user=user_))
+                     env=env_, workdir=workdir, user=user_, detach=detach))
 
 
 @main.command()
@@ -337,5 +345,6 @@ from .cli_network import network  # noqa: E402
 
 main.add_command(network)
 __import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull
+__import__("minirun.cli_lifecycle", fromlist=["add_to"]).add_to(main)  # wait, rename, cp, ...
 __import__("minirun.cli_volume", fromlist=["add_to"]).add_to(main)  # volume
 __import__("minirun.cli_system", fromlist=["add_to"]).add_to(main)  # system, completion (last)

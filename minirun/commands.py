@@ -131,6 +131,14 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
         spec, ports = apply_options(paths, o, spec, ports,
                                     o["user"] if o["user"] is not None else
                                     (image.user if image is not None else None))
+    if o.get("restart") is not None:
+        from .restartpolicy import parse
+        policy = parse(o["restart"])
+        if policy[0] != "no" and o["remove"]:
+            raise UsageError("--restart and --rm conflict: a removed container cannot restart")
+        if policy[0] != "no" and not o["detach"]:
+            raise UsageError("--restart needs -d: a foreground container ends with its run")
+        spec = spec._replace(restart=policy)
     if o.get("security_opt") or o.get("privileged"):
         from .spec import parse_security_opts
         mode, profile = parse_security_opts(tuple(o.get("security_opt") or ()),

@@ -23,7 +23,9 @@ from .state import proc_start_time, save
 from .sync import reported_error
 
 
-def run_detached(c: Container, driver, firewall: str, out) -> int:
+def run_detached(c: Container, driver, firewall: str, out, keep_record: bool = False) -> int:
+    """Start `c` under a monitor of its own. `keep_record` (start of an exited
+    container): a failed start leaves it exited instead of removing it."""
     from . import monitor, oplog
     if oplog.dry_run:  # --explain=only: the plan ends before any process would start
         start(c, driver)
@@ -37,7 +39,7 @@ def run_detached(c: Container, driver, firewall: str, out) -> int:
     mpid = os.fork()
     if mpid == 0:
         os.close(r)
-        _monitor_main(c, driver, w, monitor_bin, firewall)  # never returns
+        _monitor_main(c, driver, w, monitor_bin, firewall, keep_record)  # never returns
     os.close(w)
     with os.fdopen(r, "rb") as f:
         reply = f.read().decode()
@@ -52,7 +54,7 @@ def run_detached(c: Container, driver, firewall: str, out) -> int:
         from .state import reload
         now = reload(c)
         if now is not None:
-            report(finish(now, None, remove=True, force=True))
+            report(finish(now, None, remove=not keep_record, force=True))
         err = MinirunError("the container's monitor died during start-up")
     raise err
 
@@ -72,7 +74,7 @@ def _write_quiet(fd: int, msg: str) -> None:
 
 
 def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
-                  firewall: str) -> None:
+                  firewall: str, keep_record: bool = False) -> None:
     code = 125
     pid = None
     try:
@@ -90,10 +92,12 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         save(c)
         log = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         null_in = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        master = None
         try:
-            pid, _ = start(c, driver, stdin_fd=null_in, output_fd=log)
+            pid, master = start(c, driver, stdin_fd=null_in, output_fd=log)
         finally:
-            os.close(log)
+            if master is None:
+                os.close(log)
             os.close(null_in)
         try:
             sys.stderr.flush()
@@ -108,6 +112,19 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         cleanup = [sys.executable, "-m", "minirun", "--root", str(c.paths.root),
                    "--runroot", str(c.paths.runroot), "--firewall", firewall,
                    "_cleanup", c.id, "{status}"]
+        if master is not None:
+            # run -dit: this process holds the pty for `minirun attach` (attach.py)
+            from .attach import serve
+            from .init import exit_code
+            status = serve(c, pid, master, log)
+            os.close(master)
+            os.close(log)
+            explain_teardown(c, exit_code(status))
+            report(finish(c, exit_code(status)))
+            if c.config.restart_policy != "no":
+                from .restart import after_exit
+                after_exit(c.paths, c.id, firewall)
+            os._exit(0)
         if monitor_bin:
             os.execv(monitor_bin, ["minirun-monitor", str(pid)] + cleanup)
         # No C compiler: stay as a (larger) Python monitor.
@@ -115,12 +132,15 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         _, status = os.waitpid(pid, 0)
         explain_teardown(c, exit_code(status))
         report(finish(c, exit_code(status)))
+        if c.config.restart_policy != "no":  # as the C monitor's _cleanup does
+            from .restart import after_exit
+            after_exit(c.paths, c.id, firewall)
         code = 0
     except BaseException as e:
         if pid is not None:  # never leave a container running without its records
             kill_and_reap(pid)
         try:
-            report(finish(c, None, remove=True, force=True))
+            report(finish(c, None, remove=not keep_record, force=True))
         except Exception as e2:  # noqa: BLE001
             print(f"minirun: teardown: {e2}", file=sys.stderr)
         if isinstance(e, MinirunError):

@@ -28,9 +28,15 @@ JOIN_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_
 
 def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bool = False,
             env: dict[str, str] | None = None, workdir: str | None = None,
-            user: tuple[int, int] | None = None) -> int:
+            user: tuple[int, int] | None = None, detach: bool = False) -> int:
+    """Run `argv` in the container; its exit code. With `detach` (exec -d), 0 as soon
+    as the command was exec'd: it runs on with /dev/null as stdio, and its joiner (in
+    the container's cgroup, so rm -f kills both) collects its exit status."""
     if not is_running(c):
         raise MinirunError(f"container {c.name} is not running")
+    if c.paused:
+        from .errors import Conflict
+        raise Conflict(f"container {c.name} is paused: unpause it first")
     pid = c.pid
     from .seccomp import program
     seccomp_bpf = program(c.config)  # the container's own filter (None: unconfined)
@@ -57,7 +63,7 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
     if child == 0:
         ours.close()
         _joiner(theirs, fds, rootfd, argv, full_env, workdir or c.config.workdir,
-                user, keep, tty, interactive, cgroup, seccomp_bpf)
+                user, keep, tty, interactive, cgroup, seccomp_bpf, detach)
     theirs.close()
     for fd in (*fds.values(), rootfd):
         os.close(fd)
@@ -76,6 +82,11 @@ def exec_in(c: Container, argv: list[str], *, tty: bool = False, interactive: bo
             _raise_reported(line)
     finally:
         ours.close()
+    if detach:
+        # the joiner has forked the command and gone on (an orphan now: the init of
+        # our PID namespace reaps it)
+        os.waitpid(child, 0)
+        return 0
     if master is not None:
         from .tty import relay
         pidfd = k.kernel.pidfd_open(child)
@@ -103,7 +114,7 @@ def _enter_workdir(workdir: str) -> None:
 
 
 def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive,
-            cgroup=None, seccomp_bpf=None) -> None:
+            cgroup=None, seccomp_bpf=None, detach=False) -> None:
     chan = Channel(sock)
     code = 125
     try:
@@ -118,6 +129,18 @@ def _joiner(sock, fds, rootfd, argv, env, workdir, user, keep, tty, interactive,
         os.fchdir(rootfd)
         os.chroot(".")
         _enter_workdir(workdir)
+        if detach:
+            # exec -d: nothing of the CLI's stays with it (a caller reading our stdout
+            # would otherwise wait for the detached command), and a session of its own.
+            # Its parent is a middle process that exits at once, so the command's
+            # reaper is the init of the CLI's PID namespace, not the CLI.
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
         inner = os.fork()  # the first process that is really inside the PID namespace
         if inner == 0:
             try:

@@ -36,6 +36,7 @@ def finish(c: Container, code: int | None, remove: bool | None = None,
             return []
         if c.state != STOPPED:
             c.state, c.exit_code, c.finished = STOPPED, code, time.time()
+            c.paused = False
             if not c.torn_down and code is not None:
                 from .cgroups import oom_killed
                 c.oom_killed = oom_killed(c)  # its counter, before the cgroup goes
@@ -56,7 +57,12 @@ def report(failures: list[Failure], what: str = "teardown") -> None:
 
 
 def _signal(c: Container, sig: int, why: str) -> None:
-    """Send `sig` to the container's PID 1, and say so in the operation log."""
+    """Send `sig` to the container's PID 1, and say so in the operation log. A paused
+    container is thawed first (as Docker does): a frozen task handles no signal, not
+    even SIGKILL."""
+    if c.paused:
+        from .pause import unpause_record
+        unpause_record(c)
     try:
         name = signal.Signals(sig).name[3:]
     except ValueError:  # a real-time signal without a name of its own (--stop-signal)
@@ -76,10 +82,25 @@ def _show_monitor(c: Container, offset: int | None) -> None:
         oplog.replay_from(c.explain_path, offset)
 
 
+def stopped_by_user(c: Container) -> None:
+    """stop, kill (TERM, INT, KILL) and rm -f: a --restart container stays stopped (until
+    `start`), and one waiting for its restart is not restarted."""
+    if c.config.restart_policy == "no":
+        return
+    with locked(c) as exists:
+        now = reload(c) if exists else None
+        if now is not None:
+            now.manually_stopped, now.restarting = True, False
+            save(now)
+    c.manually_stopped, c.restarting = True, False
+
+
 def kill(paths: Paths, ref: str, sig: int = signal.SIGKILL) -> Container:
     c = lookup(paths, ref)
     if not is_running(c):
         raise Conflict(f"container {c.name} is not running")
+    if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        stopped_by_user(c)
     _signal(c, sig, "the signal, to the container's PID 1")
     return c
 
@@ -88,6 +109,7 @@ def stop(paths: Paths, ref: str, timeout: float | None = None) -> Container:
     """The container's --stop-signal [SIGTERM], then SIGKILL after `timeout` seconds
     [its --stop-timeout, else 10; -1: no limit]."""
     c = lookup(paths, ref)
+    stopped_by_user(c)
     offset = _watch_monitor(c)
     if timeout is None:
         timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
@@ -123,9 +145,10 @@ def _wait_teardown(c: Container, timeout: float = 15) -> list[Failure]:
 def remove(paths: Paths, ref: str, force: bool = False) -> Container:
     c = lookup(paths, ref)
     offset = _watch_monitor(c)
-    if is_running(c):
+    if is_running(c) or c.restarting:
         if not force:
             raise Conflict(f"container {c.name} is running: stop it first or use rm -f")
+        stopped_by_user(c)
         if offset is None:
             _dismiss_monitor(c)
         _signal(c, signal.SIGKILL, "rm -f: the container's PID 1 (and with it every process "

@@ -76,6 +76,8 @@ class Config(NamedTuple):
     dns_search: tuple[str, ...] = ()     # --dns-search domains
     dns_options: tuple[str, ...] = ()    # --dns-option
     extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host (name, ip | host-gateway)
+    restart_policy: str = "no"           # --restart (restartpolicy.py)
+    restart_max: int = 0                 # on-failure:N
 
     def to_json(self) -> dict:
         d = self._asdict()
@@ -155,7 +157,8 @@ class Container:
 
     __slots__ = ("paths", "id", "name", "created", "state", "pid", "pid_start", "owner_pid",
                  "owner_start", "exit_code", "started", "finished", "config", "network",
-                 "journal", "torn_down", "oom_killed", "networks")
+                 "journal", "torn_down", "oom_killed", "networks", "paused", "restart_count",
+                 "restarting", "manually_stopped", "restart_delay")
 
     def __init__(self, paths, cid: str, name: str, config: Config, created: float = 0.0,
                  state: str = CREATING, pid: int | None = None, pid_start: int | None = None,
@@ -163,7 +166,10 @@ class Container:
                  exit_code: int | None = None, started: float | None = None,
                  finished: float | None = None, network: Attachment | None = None,
                  journal: list[Step] | None = None, torn_down: bool = False,
-                 oom_killed: bool = False, networks: list[Attachment] | None = None):
+                 oom_killed: bool = False, networks: list[Attachment] | None = None,
+                 paused: bool = False, restart_count: int = 0,
+                 restarting: bool = False, manually_stopped: bool = False,
+                 restart_delay: float = 0.0):
         self.paths, self.id, self.name, self.config = paths, cid, name, config
         self.created, self.state = created, state
         self.pid, self.pid_start = pid, pid_start
@@ -175,6 +181,13 @@ class Container:
         self.oom_killed = oom_killed  # Docker's State.OOMKilled: the cgroup's OOM counter
         # more networks, joined by `network connect` (network/connect.py), journaled
         self.networks: list[Attachment] = networks or []
+        # `minirun pause`: set before the cgroup is frozen (so every teardown thaws it
+        # first), cleared after it is thawed
+        self.paused = paused
+        # --restart: restarts so far, waiting for the next one (its delay, the backoff),
+        # and whether the user stopped it (stop, kill, rm -f: no restart until `start`)
+        self.restart_count, self.restarting = restart_count, restarting
+        self.manually_stopped, self.restart_delay = manually_stopped, restart_delay
 
     # -- serialiser: the one place that knows the JSON layout -------------
     def to_json(self) -> dict[str, Any]:
@@ -186,7 +199,10 @@ class Container:
                 "network": self.network.to_json() if self.network else None,
                 "journal": [s._asdict() for s in self.journal], "torn_down": self.torn_down,
                 "oom_killed": self.oom_killed,
-                "networks": [a.to_json() for a in self.networks]}
+                "networks": [a.to_json() for a in self.networks], "paused": self.paused,
+                "restart_count": self.restart_count, "restarting": self.restarting,
+                "manually_stopped": self.manually_stopped,
+                "restart_delay": self.restart_delay}
 
     @classmethod
     def from_json(cls, paths, d: dict[str, Any]) -> "Container":
@@ -200,7 +216,12 @@ class Container:
                    network=Attachment.from_json(d["network"]),
                    journal=[Step(**s) for s in d["journal"]], torn_down=d["torn_down"],
                    oom_killed=d.get("oom_killed", False),
-                   networks=[Attachment.from_json(a) for a in d.get("networks", ())])
+                   networks=[Attachment.from_json(a) for a in d.get("networks", ())],
+                   paused=d.get("paused", False),
+                   restart_count=d.get("restart_count", 0),
+                   restarting=d.get("restarting", False),
+                   manually_stopped=d.get("manually_stopped", False),
+                   restart_delay=d.get("restart_delay", 0.0))
 
     # -- derived ------------------------------------------------------------
     @property

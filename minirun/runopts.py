@@ -84,6 +84,8 @@ RUN_OPTIONS = (
     (("--cpu-weight",), "cpu_weight", "value", None, "Relative CPU weight (v2, 1-10000)."),
     (("--pids-limit",), "pids_limit", "value", None, "Maximum processes; -1 unlimited."),
     (("--cpuset-cpus",), "cpuset_cpus", "value", None, "CPUs allowed, e.g. 0-1,3."),
+    (("--restart",), "restart", "value", None,
+     "no, on-failure[:N], always or unless-stopped (with -d)."),
     (("--entrypoint",), "entrypoint", "value", None,
      "Replace the image's ENTRYPOINT (and drop its CMD); \"\" resets it."),
 )

@@ -47,7 +47,8 @@ def config_of(spec: ContainerSpec, ports: list, hostname: str) -> Config:
         tmpfs=tuple(spec.tmpfs), groups=tuple(spec.groups), stop_signal=spec.stop_signal,
         stop_timeout=spec.stop_timeout, cidfile=spec.cidfile,
         aliases=spec.aliases, dns=spec.dns, dns_search=spec.dns_search,
-        dns_options=spec.dns_options, extra_hosts=spec.extra_hosts)
+        dns_options=spec.dns_options, extra_hosts=spec.extra_hosts,
+        restart_policy=spec.restart[0], restart_max=spec.restart[1])
 
 
 def check_paths(*paths: str) -> None:

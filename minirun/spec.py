@@ -329,6 +329,7 @@ class ContainerSpec(NamedTuple):
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[tuple[str, str], ...] = ()
+    restart: tuple[str, int] = ("no", 0)  # --restart (restartpolicy.py)
 
     def validate(self) -> "ContainerSpec":
         if not self.command:
@@ -337,8 +338,6 @@ class ContainerSpec(NamedTuple):
             raise UsageError("invalid command: contains a NUL byte")
         if not os.path.isabs(self.workdir):
             raise UsageError(f"invalid workdir {self.workdir!r}: must be an absolute path")
-        if self.tty and self.detach:
-            raise UsageError("-t with -d is not supported (no attach yet): use -d alone")
         if self.name is not None:
             check_name(self.name)
         if self.hostname is not None:

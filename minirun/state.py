@@ -126,11 +126,13 @@ def owner_alive(c: Container) -> bool:
 
 
 def docker_status(c: Container) -> str:
-    """Docker's word for the state: created, running, exited, dead."""
+    """Docker's word for the state: created, running, paused, exited, dead."""
     if c.state == "stopped":
-        return "exited"
+        return "restarting" if c.restarting else "exited"  # restarting: --restart's wait
     if c.state == "running":
-        return "running" if process_alive(c.pid, c.pid_start) else "dead"
+        if not process_alive(c.pid, c.pid_start):
+            return "dead"
+        return "paused" if c.paused else "running"
     # creating / created: a start in progress, or one whose owner died (reclaimable)
     return "created" if owner_alive(c) or is_running(c) else "dead"
 

@@ -60,6 +60,9 @@ def _groups(journal: Iterable[Step]) -> list[tuple[str, list[Step]]]:
 def teardown(c: Container) -> list[Failure]:
     """Undo everything the journal says was (or was about to be) made for `c`."""
     from .faults import phase
+    if c.paused:  # frozen tasks would not even die of SIGKILL
+        from .cgroups import thaw
+        thaw(c)
     failures = stop_process(c)
     for layer, steps in _groups(reversed(c.journal)):
         undo = UNDO.get(layer)

@@ -184,7 +184,8 @@ class Host:
         for line in subprocess.run(["ps", "-e", "-o", "pid=", "-o", "args="],
                                    capture_output=True, text=True).stdout.splitlines():
             pid, _, args = line.strip().partition(" ")
-            if "minirun-monitor" in args and str(self.root) in args:
+            # a monitor, or its cleanup waiting to restart a container (--restart)
+            if ("minirun-monitor" in args or "_cleanup" in args) and str(self.root) in args:
                 _kill(int(pid))
             if "aardvark-dns" in args and str(self.runroot) in args:
                 _kill(int(pid))  # it would keep the host's network namespace alive

@@ -114,6 +114,8 @@ class Group:
     def stats(self) -> dict: ...
     def kill_file(self) -> str | None:                     # v2's cgroup.kill
         return None
+    def set_frozen(self, on: bool) -> None: ...            # freezer: ask (un)freeze
+    def frozen(self) -> bool | None: ...                   # done? None: no freezer
 
     def add(self, pid: int) -> None:
         for _c, path in self.dirs:
@@ -249,6 +251,36 @@ def join(c, pid: int) -> None:
     g = group(c)
     if g is not None:
         g.add(pid)
+
+
+def freeze(c, on: bool, timeout: float = 10) -> None:
+    """`pause` / `unpause`: (un)freeze every process of the container with the cgroup
+    freezer, and wait until the kernel says it is done (freezing is not instant: each
+    task stops at its next return to user space)."""
+    from ..errors import MinirunError
+    g = group(c)
+    if g is None or g.frozen() is None:
+        raise MinirunError("pause needs the cgroup freezer, which is not available here")
+    g.set_frozen(on)
+    deadline = time.monotonic() + timeout
+    while g.frozen() != on:
+        if time.monotonic() > deadline:
+            if on:
+                g.set_frozen(False)  # a half-frozen container is worse than none
+            raise MinirunError(f"the cgroup freezer did not {'freeze' if on else 'thaw'} "
+                               f"the container within {timeout:g} s")
+        time.sleep(0.005)
+
+
+def thaw(c) -> None:
+    """Before any signal or teardown of a paused container: a frozen task does not
+    even die of SIGKILL until it is thawed. Best effort (the cgroup may be gone)."""
+    g = group(c)
+    try:
+        if g is not None and g.frozen():
+            freeze(c, False)
+    except Exception:  # noqa: BLE001 - the teardown reports what stays
+        pass
 
 
 def oom_killed(c) -> bool:

@@ -62,6 +62,19 @@ class V1Group(Group):
         if cs is not None:
             _inherit_cpuset(os.path.dirname(cs), cs, res.cpuset_cpus)
 
+    def set_frozen(self, on: bool) -> None:
+        write(self.dir_for("freezer"), "freezer.state", "FROZEN" if on else "THAWED")
+
+    def frozen(self) -> bool | None:
+        """FREEZING (in progress) is not yet frozen."""
+        d = self.dir_for("freezer")
+        if d is None:
+            return None
+        try:
+            return read(d, "freezer.state").strip() == "FROZEN"
+        except FileNotFoundError:
+            return None
+
     def oom_kills(self) -> int | None:
         mem = self.dir_for("memory")
         return keyed(read(mem, "memory.oom_control")).get("oom_kill") if mem else None

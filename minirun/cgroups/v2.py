@@ -60,6 +60,17 @@ class V2Group(Group):
         f = os.path.join(self.path, "cgroup.kill")
         return f if os.path.exists(f) else None
 
+    def set_frozen(self, on: bool) -> None:
+        write(self.path, "cgroup.freeze", "1" if on else "0")
+
+    def frozen(self) -> bool | None:
+        """cgroup.events says "frozen 1" once every task is stopped (cgroup.freeze is
+        only the request)."""
+        try:
+            return keyed(read(self.path, "cgroup.events")).get("frozen") == 1
+        except FileNotFoundError:
+            return None
+
     def oom_kills(self) -> int | None:
         return keyed(read(self.path, "memory.events")).get("oom_kill")
 

@@ -29,7 +29,6 @@ BAD_RUNS = [
     (["--network", "nosuchnet"], "no such network"),
     (["--hostname", "bad_host!"], "invalid hostname"),
     (["--ip", "300.1.1.1"], "invalid --ip"),
-    (["-t", "-d"], "not supported"),
     (["--network", "none", "--ip", "10.99.0.9"], "--ip needs a bridge network"),
     (["--network", "host", "--ip", "10.99.0.9"], "--ip needs a bridge network"),
     (["-e", "export A=1"], "contains whitespace"),
