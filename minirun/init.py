@@ -39,7 +39,8 @@ class ChildPlan(NamedTuple):
     init: bool = False
     join_netns_fd: int | None = None
     stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
-    output_fd: int | None = None    # detached: the log file, for fds 1 and 2
+    output_fd: int | None = None    # detached: the log relay's pipe, for fd 1 (and 2)
+    error_fd: int | None = None     # detached: the log relay's other pipe, for fd 2
     cgroupns: bool = False          # the parent moves us into our cgroup before GO
     seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
@@ -71,7 +72,7 @@ def _close_inherited_fds(keep: set[int]) -> None:
 def _run(chan: Channel, plan: ChildPlan) -> None:
     kern = k.kernel
     _close_inherited_fds({chan.sock.fileno(), plan.stdin_fd, plan.output_fd,
-                          plan.join_netns_fd})
+                          plan.error_fd, plan.join_netns_fd})
     os.setsid()  # our own session: terminal signals reach the parent, which forwards them
     setup(plan, kern, ns_ready=lambda: _namespaces_ready(chan, plan))
 
@@ -89,7 +90,7 @@ def _run(chan: Channel, plan: ChildPlan) -> None:
             os.dup2(plan.stdin_fd, 0)
         if plan.output_fd is not None:
             os.dup2(plan.output_fd, 1)
-            os.dup2(plan.output_fd, 2)
+            os.dup2(plan.output_fd if plan.error_fd is None else plan.error_fd, 2)
     _enter_workdir(plan)
     path = find_executable(plan.argv[0], plan.env.get("PATH", ""))
     if plan.init:
