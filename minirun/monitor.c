@@ -14,7 +14,12 @@
  * the two streams stay apart and every line has its time. A log write is one
  * write(2) on an O_APPEND file: readers never see half a record.
  *
+ * With --tee (a foreground container, not --rm, no tty), there is no PID to wait
+ * for: it logs OUT and ERR as above, also copies them to its own standard output
+ * and error (the user's terminal), and exits when both pipes are closed.
+ *
  * usage: minirun-monitor [--log LOGFD OUT ERR] PID CLEANUP-PROGRAM [ARG|{status}]...
+ *        minirun-monitor --tee LOGFD OUT ERR
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +37,7 @@
 
 struct stream {
     int fd;
+    int copy_to;  /* --tee: 1 or 2, -1 once that write failed (a closed pipe) */
     const char *name;
     size_t len;
     char buf[CHUNK];
@@ -105,6 +111,18 @@ static int feed(struct stream *s) {
         s->fd = -1;
         return 0;
     }
+    if (s->copy_to >= 0) {
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(s->copy_to, s->buf + s->len + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                s->copy_to = -1;  /* the reader went away: the log goes on */
+                break;
+            }
+            off += w;
+        }
+    }
     s->len += (size_t)n;
     char *nl;
     while (s->len && (nl = memchr(s->buf, '\n', s->len)) != NULL)
@@ -128,8 +146,21 @@ static int reap(pid_t pid, int flags, int *status) {
     }
 }
 
+/* Log (and with --tee copy) the two pipes until PID exits (pid 0: until both pipes
+ * are closed); returns PID's wait status. */
 static int relay(pid_t pid, struct stream *st) {
     int status = 0;
+    if (pid == 0) {
+        while (st[0].fd >= 0 || st[1].fd >= 0) {
+            struct pollfd p[2] = {{st[0].fd, POLLIN, 0}, {st[1].fd, POLLIN, 0}};
+            if (poll(p, 2, -1) < 0 && errno != EINTR)
+                break;
+            for (int i = 0; i < 2; i++)
+                if (st[i].fd >= 0 && p[i].revents)
+                    feed(&st[i]);
+        }
+        return 0;
+    }
     if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
         return reap(pid, 0, &status), status;
     struct sigaction sa;
@@ -175,7 +206,9 @@ static int relay(pid_t pid, struct stream *st) {
 
 int main(int argc, char **argv) {
     static struct stream st[2];
-    int logging = argc > 5 && strcmp(argv[1], "--log") == 0;
+    st[0].copy_to = st[1].copy_to = -1;
+    int tee = argc == 5 && strcmp(argv[1], "--tee") == 0;
+    int logging = tee || (argc > 5 && strcmp(argv[1], "--log") == 0);
     if (logging) {
         logfd = atoi(argv[2]);
         st[0].fd = atoi(argv[3]);
@@ -184,6 +217,14 @@ int main(int argc, char **argv) {
         st[1].name = "stderr";
         argv += 4;
         argc -= 4;
+    }
+    if (tee) {
+        signal(SIGINT, SIG_IGN);  /* ctrl-C is the container's: we drain what it wrote */
+        signal(SIGPIPE, SIG_IGN);
+        st[0].copy_to = 1;
+        st[1].copy_to = 2;
+        relay(0, st);
+        return 0;
     }
     if (argc < 3) {
         fprintf(stderr, "usage: minirun-monitor [--log LOGFD OUT ERR] PID CLEANUP-PROGRAM [ARG]...\n");

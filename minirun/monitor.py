@@ -6,7 +6,6 @@ minirun falls back to staying in Python as the monitor (~10 MB per container).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -25,7 +24,8 @@ def _candidates(key: str) -> list[Path]:
 
 def binary() -> str | None:
     """The path of the compiled monitor, building it on first use; None if impossible."""
-    key = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    from .state import sha256_hex  # hashlib would cost a foreground run ~3 ms
+    key = sha256_hex(SOURCE.read_text())[:12]
     paths = _candidates(key)
     for p in paths:
         if os.access(p, os.X_OK):

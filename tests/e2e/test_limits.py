@@ -12,7 +12,7 @@ R = str(ROOTFS)
 
 
 def record(host, name) -> dict:
-    return json.loads(host.minirun("inspect", name, check=True).stdout)
+    return host.record(name)
 
 
 def cgroup_dirs(host, name) -> list[tuple[list, str]]:
