@@ -8,7 +8,7 @@ file that one O_APPEND write per record keeps whole; and a learner's `jq` or
 Docker knowledge applies to it. A line longer than 16 KiB is cut into several
 records (the last one ends with the newline), as Docker cuts them.
 
-The writer is the C monitor (monitor.c): the monitor of a detached container,
+The writer is the C monitor (monitor.c, started by monitor.py): the monitor of a detached container,
 and a tee process for a foreground one (not --rm: its log would go with it; not
 -t: a terminal's output is not logged). `relay()` here stands in for the C monitor
 of a detached container where no C compiler was found (foreground containers are
@@ -91,34 +91,6 @@ def relay(pid: int, fds: dict[str, int], log_fd: int) -> int:
     if status is None:
         status = os.waitpid(pid, 0)[1]
     return status
-
-
-def start_tee(c) -> tuple[int, int, int] | None:
-    """For a foreground container (not --rm, no tty): start the C monitor as a tee from
-    two pipes to our standard output and error and to the log. Returns (its pid, the
-    stdout pipe, the stderr pipe) to give PID 1; None without a compiled monitor."""
-    from .monitor import binary
-    exe = binary()
-    if exe is None:
-        return None
-    log = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        # posix_spawn: no fork of this process, no subprocess import; the child's fds are
-        # the inheritable ones (0-2 and these three)
-        for fd in (log, out_r, err_r):
-            os.set_inheritable(fd, True)
-        pid = os.posix_spawn(exe, ["minirun-monitor", "--tee", str(log), str(out_r),
-                                   str(err_r)], os.environ)
-    except BaseException:
-        for fd in (out_w, err_w):
-            os.close(fd)
-        raise
-    finally:
-        for fd in (log, out_r, err_r):
-            os.close(fd)
-    return pid, out_w, err_w
 
 
 # -- reading -------------------------------------------------------------------

@@ -129,8 +129,8 @@ def _run_foreground(c: Container, spec: ContainerSpec, driver) -> int:
         stdin_fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     tee = None
     try:
-        if not spec.remove and not spec.tty:  # its output logged as well (logfile.py)
-            from .logfile import start_tee
+        if not spec.remove and not spec.tty:  # its output logged too (logfile.py)
+            from .monitor import start_tee
             tee = start_tee(c)
         pid, master = start(c, driver, stdin_fd=stdin_fd, on_fork=target.append,
                             output_fd=tee and tee[1], error_fd=tee and tee[2])
