@@ -11,8 +11,8 @@
  * error are the write ends of two pipes whose read ends are OUT and ERR; each line
  * read (or each 16 KiB of a longer one) becomes one line of LOGFD in Docker's
  * json-file format, {"log":"...","stream":"stdout|stderr","time":"RFC 3339"}, so
- * the two streams stay apart and every line has its time. A log write is one
- * write(2) on an O_APPEND file: readers never see half a record.
+ * the two streams stay apart and every line has its time (the time it was read).
+ * The records of one read are one write(2) on an O_APPEND file.
  *
  * With --tee (a foreground container, not --rm, no tty), there is no PID to wait
  * for: it logs OUT and ERR as above, also copies them to its own standard output
@@ -43,9 +43,26 @@ struct stream {
     char buf[CHUNK];
 };
 
+#define RECMAX (CHUNK * 6 + 128)  /* one record: every byte escaped, and the rest */
+
 static int logfd = -1;
 static int wake[2] = {-1, -1};  /* SIGCHLD -> a byte here, so poll() wakes up */
-static char rec[CHUNK * 6 + 128];
+/* The records of one read(), written with one write(2): a line a syscall would make
+ * a chatty container's output several times slower. */
+static char out[RECMAX * 3];
+static size_t outlen;
+
+static void flush_log(void) {
+    for (size_t off = 0; off < outlen;) {
+        ssize_t w = write(logfd, out + off, outlen - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;  /* a full disk loses log lines, never the container */
+        off += (size_t)w;
+    }
+    outlen = 0;
+}
 
 static void on_child(int sig) {
     (void)sig;
@@ -54,8 +71,22 @@ static void on_child(int sig) {
     errno = saved;
 }
 
+static char stamp[48];  /* the time of the read being logged, RFC 3339 in UTC */
+
+static void take_time(void) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + k, sizeof stamp - k, ".%09ldZ", ts.tv_nsec);
+}
+
 static void emit(struct stream *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    if (outlen + RECMAX > sizeof out)
+        flush_log();
+    char *rec = out + outlen;
     size_t k = 0;
     k += (size_t)sprintf(rec, "{\"log\":\"");
     for (size_t i = 0; i < n; i++) {
@@ -77,21 +108,9 @@ static void emit(struct stream *s, size_t n) {
             }
         }
     }
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    k += (size_t)snprintf(rec + k, sizeof rec - k, "\",\"stream\":\"%s\",\"time\":\"", s->name);
-    k += strftime(rec + k, sizeof rec - k, "%Y-%m-%dT%H:%M:%S", &tm);
-    k += (size_t)snprintf(rec + k, sizeof rec - k, ".%09ldZ\"}\n", ts.tv_nsec);
-    for (size_t off = 0; off < k;) {
-        ssize_t w = write(logfd, rec + off, k - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;  /* a full disk loses log lines, never the container */
-        off += (size_t)w;
-    }
+    k += (size_t)snprintf(rec + k, RECMAX - k, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n",
+                          s->name, stamp);
+    outlen += k;
     memmove(s->buf, s->buf + n, s->len - n);
     s->len -= n;
 }
@@ -104,9 +123,11 @@ static int feed(struct stream *s) {
         return 1;
     if (n < 0 && errno == EAGAIN)
         return -1;
+    take_time();
     if (n <= 0) {
         if (s->len)
             emit(s, s->len);  /* a last line without a newline */
+        flush_log();
         close(s->fd);
         s->fd = -1;
         return 0;
@@ -129,6 +150,7 @@ static int feed(struct stream *s) {
         emit(s, (size_t)(nl - s->buf) + 1);
     if (s->len == CHUNK)
         emit(s, s->len);
+    flush_log();
     return 1;
 }
 
@@ -193,8 +215,10 @@ static int relay(pid_t pid, struct stream *st) {
         fcntl(st[i].fd, F_SETFL, fcntl(st[i].fd, F_GETFL) | O_NONBLOCK);
         while (st[i].fd >= 0 && feed(&st[i]) == 1) {}
         if (st[i].fd >= 0) {
+            take_time();
             if (st[i].len)
                 emit(&st[i], st[i].len);
+            flush_log();
             close(st[i].fd);
         }
     }
