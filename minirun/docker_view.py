@@ -408,13 +408,15 @@ def select(containers, filters, show_all: bool, last: int | None):
     """ps's selection, newest first: running ones (all with -a, -n, -l or a status
     filter), filtered, the last `last` created."""
     from .state import docker_status
+    if last is not None and last <= 0:  # Docker's -n 0 / -n -1: no limit
+        last = None
     pairs = sorted(((c, docker_status(c)) for c in containers),
                    key=lambda p: p[0].created, reverse=True)
     show_all = show_all or last is not None or "status" in filters or "exited" in filters
     out = [(c, w) for c, w in pairs
            if (show_all or status_word(c, w) in ("running", "paused", "restarting"))
            and matches(c, w, filters)]
-    return out[:last] if last is not None and last >= 0 else out
+    return out[:last] if last is not None else out
 
 
 # -- networks ------------------------------------------------------------------------
@@ -509,7 +511,7 @@ def render_rows(fmt: str | None, rows, default: str, titles: dict,
     """Rows through --format: Docker's table (a header, columns aligned as its
     tabwriter does), `json` (one object a line), or a template (one line a row)."""
     import json
-    if quiet and quiet_field and not fmt:
+    if quiet and quiet_field:  # -q wins over --format, as Docker's
         return [str(r[quiet_field]) for r in rows]
     fmt = fmt or default
     if fmt == "table":
@@ -517,8 +519,6 @@ def render_rows(fmt: str | None, rows, default: str, titles: dict,
     table, tmpl = parse_format(fmt)
     if tmpl is None:
         return [json.dumps(dict(r), ensure_ascii=False, separators=(",", ":")) for r in rows]
-    if quiet and quiet_field and table:
-        return [str(r[quiet_field]) for r in rows]
     out = [tmpl.render(r) for r in rows]
     if not table:
         return out

@@ -106,8 +106,9 @@ def test_format_forms(tmp_path):
         "CONTAINER ID")
     assert [json.loads(x)["Names"] for x in
             v.render_rows("json", rows, v.PS_DEFAULT, v.PS_HEADERS)] == ["a", "b"]
-    assert v.render_rows(None, rows, v.PS_DEFAULT, v.PS_HEADERS, "ID", quiet=True) == [
-        rows[0]["ID"], rows[1]["ID"]]
+    for fmt in (None, "{{.Names}}", "table {{.Names}}"):  # -q wins over --format
+        assert v.render_rows(fmt, rows, v.PS_DEFAULT, v.PS_HEADERS, "ID", quiet=True) == [
+            rows[0]["ID"], rows[1]["ID"]]
     assert v.render_rows("{{.Names}}\\n", rows[:1], "", {}) == ["a\n"]
     assert v.render_rows("table {{.Label \"x\"}}", rows[:1], "", {})[0].strip() == "LABEL"
     with pytest.raises(TemplateError):
@@ -151,6 +152,7 @@ def test_select_newest_first(tmp_path, monkeypatch):
     assert pick({}, True, None) == ["d", "a", "b", "c"]
     assert pick({}, False, 1) == ["d"]                         # -l: any state
     assert pick({}, False, 2) == ["d", "a"]
+    assert pick({}, False, 0) == pick({}, False, -1) == ["a", "b", "c"]  # no limit
     assert pick({"status": ["exited"]}, False, None) == ["d"]  # no -a needed
 
 
