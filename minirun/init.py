@@ -39,8 +39,8 @@ class ChildPlan(NamedTuple):
     init: bool = False
     join_netns_fd: int | None = None
     stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
-    output_fd: int | None = None    # detached: the log relay's pipe, for fd 1 (and 2)
-    error_fd: int | None = None     # detached: the log relay's other pipe, for fd 2
+    output_fd: int | None = None    # the log writer's pipe (monitor.c), for fd 1 (and 2)
+    error_fd: int | None = None     # its other pipe, for fd 2 (stderr logged apart)
     cgroupns: bool = False          # the parent moves us into our cgroup before GO
     seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
