@@ -76,9 +76,11 @@ def serve(c: Container, pid: int, master: int, log_fd: int) -> int:
     clients: list[socket.socket] = []
     interactive = c.config.interactive
 
+    from .logfile import record
+
     def out(data: bytes) -> None:
-        try:
-            os.write(log_fd, data)
+        try:  # a terminal's output is one stream, as in Docker's log: stdout
+            os.write(log_fd, record(data, "stdout"))
         except OSError:
             pass
         for cl in list(clients):
@@ -216,24 +218,17 @@ def scan(held: bytes, data: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
 
 def follow(paths, c: Container, offset: int) -> int:
     """`start -a` of a container without a terminal: its log from `offset` until it
-    exits; its exit code."""
+    exits (stdout and stderr each to its own stream); its exit code."""
     import sys
-    import time
+    from .logfile import ReadOptions, read
     from .manage import wait
     from .state import is_running, reload
-    with open(c.log_path, "rb") as f:
-        f.seek(offset)
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                continue
-            now = reload(c)
-            if now is None or not is_running(now):
-                rest = f.read()
-                sys.stdout.buffer.write(rest)
-                sys.stdout.buffer.flush()
-                break
-            time.sleep(0.05)
+
+    def alive() -> bool:
+        now = reload(c)
+        return now is not None and is_running(now)
+
+    read([c.log_path], ReadOptions(), {"stdout": sys.stdout.buffer,
+                                       "stderr": sys.stderr.buffer},
+         follow=True, alive=alive, offset=offset)
     return wait(paths, c.id)

@@ -6,10 +6,6 @@ found; 128+N when the command was killed by signal N; 2 for click usage errors.
 """
 from __future__ import annotations
 
-import json
-import sys
-import time
-
 import click
 
 from . import __version__
@@ -123,50 +119,6 @@ def cleanup(ctx, container_id, status):
             after_exit(ctx.obj["paths"], container_id, ctx.obj["firewall"])
 
 
-def _ports_text(c) -> str:
-    ports = c.network.ports if c.network else ()
-    return ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}"
-                     for p in ports)
-
-
-def _ago(t: float | None) -> str:
-    if not t:
-        return "-"
-    s = int(time.time() - t)
-    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if s >= n:
-            return f"{s // n} {unit} ago"
-    return f"{s} seconds ago"
-
-
-@main.command()
-@click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
-@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
-@click.pass_context
-def ps(ctx, show_all, quiet):
-    """List containers."""
-    from .lifecycle import reclaim
-    from .state import all_containers, docker_status
-    paths = ctx.obj["paths"]
-    reclaim(paths)
-    rows = []
-    for c in all_containers(paths):
-        st = docker_status(c)
-        if not show_all and st not in ("running", "paused", "restarting"):
-            continue
-        if quiet:
-            click.echo(c.short_id())
-            continue
-        if st == "exited":
-            st = f"exited ({c.exit_code})" + (" OOMKilled" if c.oom_killed else "")
-        elif st == "restarting":
-            st = f"Restarting ({c.exit_code})"
-        rows.append((c.short_id(), c.name, str(c.pid or "-"), st, _ago(c.created),
-                     (c.network.ip if c.network else None) or "-", _ports_text(c)))
-    if not quiet:
-        _table(("CONTAINER ID", "NAME", "PID", "STATUS", "CREATED", "IP", "PORTS"), rows)
-
-
 def _table(header, rows) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):
@@ -222,33 +174,6 @@ def exec_(ctx, detach, interactive, tty, env, workdir, user, container, command)
     c = lookup(ctx.obj["paths"], container)
     ctx.exit(exec_in(c, list(command), tty=tty, interactive=interactive,
                      env=env_, workdir=workdir, user=user_, detach=detach))
-
-
-@main.command()
-@click.option("-f", "--follow", is_flag=True)
-@click.option("--explain", is_flag=True,
-              help="The host-side changes of its life instead (run -d with --explain, and "
-                   "the teardown when its command exited), as shell commands.")
-@click.argument("container")
-@click.pass_context
-def logs(ctx, follow, explain, container):
-    """Output of a detached container."""
-    from .state import is_running, lookup
-    c = lookup(ctx.obj["paths"], container)
-    try:
-        f = open(c.explain_path if explain else c.log_path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                continue
-            if not follow or not is_running(c):
-                break
-            time.sleep(0.1)
 
 
 @main.command()
@@ -308,31 +233,6 @@ def rm(ctx, force, all_, containers):
 @main.command()
 @click.argument("container")
 @click.pass_context
-def inspect(ctx, container):
-    """A container's record as JSON: the record itself, with Docker's word for its state
-    as `status`."""
-    from .state import docker_status, lookup
-    c = lookup(ctx.obj["paths"], container)
-    click.echo(json.dumps(dict(c.to_json(), status=docker_status(c)), indent=2,
-                          sort_keys=True))
-
-
-@main.command()
-@click.option("--no-stream", is_flag=True, help="Print one table and exit.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="json: one object a line, Docker's keys.")
-@click.argument("containers", nargs=-1)
-@click.pass_context
-def stats(ctx, no_stream, fmt, containers):
-    """CPU, memory, network, block I/O and processes of running containers, refreshed
-    every second (from their cgroups' own counters)."""
-    from .cgroups.stats import stats as stats_
-    stats_(ctx.obj["paths"], tuple(containers), not no_stream, fmt, click.echo)
-
-
-@main.command()
-@click.argument("container")
-@click.pass_context
 def port(ctx, container):
     """Published ports of a container."""
     from .state import lookup
@@ -345,6 +245,7 @@ from .cli_network import network  # noqa: E402
 
 main.add_command(network)
 __import__("minirun.cli_images", fromlist=["add_to"]).add_to(main)  # image, images, rmi, pull
+__import__("minirun.cli_view", fromlist=["add_to"]).add_to(main)  # ps, inspect, logs, stats
 __import__("minirun.cli_lifecycle", fromlist=["add_to"]).add_to(main)  # wait, rename, cp, ...
 __import__("minirun.cli_volume", fromlist=["add_to"]).add_to(main)  # volume
 __import__("minirun.cli_system", fromlist=["add_to"]).add_to(main)  # system, completion (last)

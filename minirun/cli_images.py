@@ -31,38 +31,50 @@ def import_(ctx, source, reference, quiet):
     click.echo(f"sha256:{img.id}" if quiet or not tags else f"Loaded image ID: sha256:{img.id}")
 
 
-def _ls(ctx, quiet, no_trunc):
+LS_DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+LS_TITLES = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID",
+             "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+             "Digest": "DIGEST", "Containers": "CONTAINERS"}
+
+
+def _ls(ctx, quiet, no_trunc, fmt=None):
+    from .cli_view import echo_lines, template_errors
+    from .docker_view import Row, local_time, parse_format, render_rows
     from .images.store import Store, human_size, since, split_ref
-    store = Store.of(ctx.obj["paths"])
-    rows = []
-    by_id: dict[str, list[str]] = {}
-    for t, i in store.repositories().items():
-        by_id.setdefault(i, []).append(t)
-    for img in sorted(store.all_images(), key=lambda i: -i.created):
-        iid = f"sha256:{img.id}" if no_trunc else img.id[:12]
-        if quiet:
-            rows.append(iid)
-            continue
-        for t in sorted(by_id.get(img.id) or [None]):
-            repo, tag = split_ref(t) if t else ("<none>", "<none>")
-            rows.append((repo, tag, iid, since(img.created), human_size(img.size)))
-    if quiet:
-        for r in dict.fromkeys(rows):
-            click.echo(r)
-        return
-    head = ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
-    widths = [max(len(str(r[n])) for r in [head] + rows) for n in range(len(head))]
-    for r in [head] + rows:
-        click.echo("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    with template_errors():
+        if fmt:
+            parse_format(fmt)
+        store = Store.of(ctx.obj["paths"])
+        rows = []
+        by_id: dict[str, list[str]] = {}
+        for t, i in store.repositories().items():
+            by_id.setdefault(i, []).append(t)
+        for img in sorted(store.all_images(), key=lambda i: -i.created):
+            iid = f"sha256:{img.id}" if no_trunc else img.id[:12]
+            if quiet and not fmt:
+                rows.append(iid)
+                continue
+            for t in sorted(by_id.get(img.id) or [None]):
+                repo, tag = split_ref(t) if t else ("<none>", "<none>")
+                rows.append(Row(Repository=repo, Tag=tag, ID=iid,
+                                CreatedSince=since(img.created),
+                                CreatedAt=local_time(img.created), Size=human_size(img.size),
+                                Digest=img.manifest or "<none>", Containers="N/A"))
+        if quiet:  # one line an image, even with several tags
+            echo_lines(dict.fromkeys(r if isinstance(r, str) else r["ID"] for r in rows))
+            return
+        echo_lines(render_rows(fmt, rows, LS_DEFAULT, LS_TITLES))
 
 
 @click.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only image IDs.")
 @click.option("--no-trunc", is_flag=True, help="Full image IDs.")
+@click.option("--format", "fmt", help="Go template (Docker's subset), 'table TEMPLATE' or "
+              "'json'.")
 @click.pass_context
-def ls(ctx, quiet, no_trunc):
+def ls(ctx, quiet, no_trunc, fmt):
     """List images."""
-    _ls(ctx, quiet, no_trunc)
+    _ls(ctx, quiet, no_trunc, fmt)
 
 
 def _rfc3339(t: float) -> str:

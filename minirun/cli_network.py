@@ -40,33 +40,64 @@ def create(ctx, subnet, gateway, bridge, routed, opts, name):
 
 
 @network.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only network IDs.")
+@click.option("--no-trunc", is_flag=True, help="Full network IDs.")
+@click.option("--format", "fmt", help="Go template (Docker's subset), 'table TEMPLATE' or "
+              "'json'; fields .ID .Name .Driver .Scope .Subnet .Gateway .Bridge .Mode "
+              ".Containers.")
 @click.pass_context
-def ls(ctx):
-    store = _store(ctx)
-    rows = [("NAME", "BRIDGE", "SUBNET", "GATEWAY", "MODE", "CONTAINERS")]
-    nets = store.all()
-    if not any(n.name == "bridge" for n in nets):
-        nets.insert(0, store.default())
-    for n in nets:
-        rows.append((n.name, n.bridge, n.subnet, n.gateway, n.mode,
-                     str(len(store.containers_of(n)))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+def ls(ctx, quiet, no_trunc, fmt):
+    """List networks: minirun's columns by default (bridge, subnet, gateway, mode,
+    containers); Docker's with --format "table {{.ID}}\\t{{.Name}}\\t{{.Driver}}"."""
+    from .cli_view import echo_lines, template_errors
+    from .docker_view import network_row, parse_format, render_rows
+    with template_errors():
+        if fmt:
+            parse_format(fmt)
+        store = _store(ctx)
+        nets = store.all()
+        if not any(n.name == "bridge" for n in nets):
+            nets.insert(0, store.default())
+        rows = [network_row(n, len(store.containers_of(n)), trunc=not no_trunc) for n in nets]
+        echo_lines(render_rows(fmt, rows, LS_DEFAULT, LS_TITLES, "ID", quiet))
+
+
+LS_DEFAULT = "table {{.Name}}\t{{.Bridge}}\t{{.Subnet}}\t{{.Gateway}}\t{{.Mode}}\t{{.Containers}}"
+LS_TITLES = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+             "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+             "CreatedAt": "CREATED AT", "Subnet": "SUBNET", "Gateway": "GATEWAY",
+             "Bridge": "BRIDGE", "Mode": "MODE", "Containers": "CONTAINERS"}
 
 
 @network.command("inspect")
-@click.argument("name")
+@click.option("-f", "--format", "fmt", help="Go template applied to each network.")
+@click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def inspect(ctx, name):
+def inspect(ctx, fmt, names):
+    """Networks as Docker's network inspect shows them (a JSON array); minirun's own
+    facts (bridge, gateway mode, each container's host veth) under "Minirun"."""
+    from .cli_view import template_errors
+    from .docker_view import network_inspect, parse_format
     store = _store(ctx)
-    net = store.get(name)
-    containers = {}
-    for c in store.containers_of(net):
-        att = next((a for a in [c.network, *c.networks] if a and a.network == net.name))
-        containers[c.name] = {"id": c.id, "ip": att.ip, "mac": att.mac, "veth": att.veth,
-                              "netns": att.netns, "ports": [p._asdict() for p in att.ports]}
-    click.echo(json.dumps(dict(net._asdict(), containers=containers), indent=2, sort_keys=True))
+    with template_errors():
+        tmpl = parse_format(fmt.strip())[1] if fmt else None
+        found, missing = [], []
+        for name in names:
+            try:
+                net = store.get(name)
+            except MinirunError as e:
+                missing.append(str(e))
+                continue
+            found.append(network_inspect(net, store.containers_of(net)))
+        if tmpl is None:
+            click.echo(json.dumps(found, indent=4, ensure_ascii=False))
+        else:
+            for obj in found:
+                click.echo(tmpl.render(obj))
+    for m in missing:  # as Docker: the others are printed, then exit 1
+        click.echo(f"minirun: {m}", err=True)
+    if missing:
+        ctx.exit(1)
 
 
 @network.command("diagram")

@@ -90,15 +90,25 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
         me = os.getpid()
         c.owner_pid, c.owner_start = me, proc_start_time(me)
         save(c)
+        # PID 1 writes into two pipes; the monitor logs what comes out of them, each
+        # line with its stream and time (logfile.py describes the format). With -t
+        # (run -dit) PID 1 has a terminal instead, held by this process for attach.
         log = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         null_in = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        master = None
-        try:
-            pid, master = start(c, driver, stdin_fd=null_in, output_fd=log)
-        finally:
-            if master is None:
-                os.close(log)
-            os.close(null_in)
+        master = out_r = err_r = None
+        if c.config.tty:
+            try:
+                pid, master = start(c, driver, stdin_fd=null_in, output_fd=log)
+            finally:
+                os.close(null_in)
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid, _ = start(c, driver, stdin_fd=null_in, output_fd=out_w, error_fd=err_w)
+            finally:
+                for fd in (out_w, err_w, null_in):
+                    os.close(fd)
         try:
             sys.stderr.flush()
         except OSError:
@@ -126,10 +136,15 @@ def _monitor_main(c: Container, driver, report_fd: int, monitor_bin: str | None,
                 after_exit(c.paths, c.id, firewall)
             os._exit(0)
         if monitor_bin:
-            os.execv(monitor_bin, ["minirun-monitor", str(pid)] + cleanup)
+            for fd in (log, out_r, err_r):
+                os.set_inheritable(fd, True)
+            os.execv(monitor_bin, ["minirun-monitor", "--log", str(log), str(out_r),
+                                   str(err_r), str(pid)] + cleanup)
         # No C compiler: stay as a (larger) Python monitor.
         from .init import exit_code
-        _, status = os.waitpid(pid, 0)
+        from .logfile import relay
+        status = relay(pid, {"stdout": out_r, "stderr": err_r}, log)
+        os.close(log)
         explain_teardown(c, exit_code(status))
         report(finish(c, exit_code(status)))
         if c.config.restart_policy != "no":  # as the C monitor's _cleanup does

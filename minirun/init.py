@@ -41,7 +41,8 @@ class ChildPlan(NamedTuple):
     groups: list[int] = []          # supplementary groups (-u NAME); never mutated
     join_netns_fd: int | None = None
     stdin_fd: int | None = None     # None: keep fd 0; else dup2 onto 0
-    output_fd: int | None = None    # detached: the log file, for fds 1 and 2
+    output_fd: int | None = None    # the log writer's pipe (monitor.c), for fd 1 (and 2)
+    error_fd: int | None = None     # its other pipe, for fd 2 (stderr logged apart)
     cgroupns: bool = False          # the parent moves us into our cgroup before GO
     seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
@@ -73,7 +74,7 @@ def _close_inherited_fds(keep: set[int]) -> None:
 def _run(chan: Channel, plan: ChildPlan) -> None:
     kern = k.kernel
     _close_inherited_fds({chan.sock.fileno(), plan.stdin_fd, plan.output_fd,
-                          plan.join_netns_fd, faults.phase_fd})
+                          plan.error_fd, plan.join_netns_fd, faults.phase_fd})
     os.setsid()  # our own session: terminal signals reach the parent, which forwards them
     faults.phase("child: started")
     setup(plan, kern, ns_ready=lambda: _namespaces_ready(chan, plan))
@@ -94,7 +95,7 @@ def _run(chan: Channel, plan: ChildPlan) -> None:
             os.dup2(plan.stdin_fd, 0)
         if plan.output_fd is not None:
             os.dup2(plan.output_fd, 1)
-            os.dup2(plan.output_fd, 2)
+            os.dup2(plan.output_fd if plan.error_fd is None else plan.error_fd, 2)
     _enter_workdir(plan)
     path = find_executable(plan.argv[0], plan.env.get("PATH", ""))
     if plan.init_path:  # catatonit as PID 1, filtered like the command it starts

@@ -40,7 +40,8 @@ def init_binary(wanted: bool) -> str | None:
     return INIT_BINARY if wanted and os.path.isfile(INIT_BINARY) else None
 
 
-def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan:
+def child_plan(c: Container, driver, stdin_fd=None, output_fd=None,
+               error_fd=None) -> ChildPlan:
     from .seccomp import program
     cfg = c.config
     etc = {f"/etc/{n}": str(c.dir / "etc" / n) for n in ("hostname", "hosts", "resolv.conf")}
@@ -57,15 +58,15 @@ def child_plan(c: Container, driver, stdin_fd=None, output_fd=None) -> ChildPlan
         groups=list(cfg.groups),
         read_only=cfg.read_only, tty=cfg.tty, init=cfg.init and not init_binary(cfg.init),
         init_path=INIT_PATH if init_binary(cfg.init) else None,
-        stdin_fd=stdin_fd, output_fd=output_fd,
+        stdin_fd=stdin_fd, output_fd=output_fd, error_fd=error_fd,
         cgroupns=any(s.kind == "cg.create" for s in c.journal),
         seccomp_bpf=program(cfg))
 
 
-def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None):
+def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None, error_fd=None):
     """Fork PID 1, attach the network, let it exec. Returns (pid, pty master or None).
     On failure PID 1 is killed and reaped; the caller tears down the rest."""
-    plan = child_plan(c, driver, stdin_fd, output_fd)
+    plan = child_plan(c, driver, stdin_fd, output_fd, error_fd)
     plan = plan._replace(join_netns_fd=driver.join_fd(c))
     faults.phase("child planned")
     if oplog.dry_run:  # --explain=only: the network's commands, no process

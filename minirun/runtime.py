@@ -130,6 +130,17 @@ def write_etc(c: Container, driver) -> None:
         f.chmod(0o644)
 
 
+def _reap(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+
+
 def _run_foreground(c: Container, spec: ContainerSpec, driver) -> int:
     # Until PID 1 exists a signal aborts the start (and its teardown runs); from
     # then on it is forwarded, even if the exec has not been confirmed yet.
@@ -147,14 +158,27 @@ def _run_foreground(c: Container, spec: ContainerSpec, driver) -> int:
     stdin_fd = None
     if not spec.interactive and not spec.tty:
         stdin_fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    tee = None
     try:
-        pid, master = start(c, driver, stdin_fd=stdin_fd, on_fork=target.append)
+        if not spec.remove and not spec.tty:  # its output logged too (logfile.py)
+            from .monitor import start_tee
+            tee = start_tee(c)
+        pid, master = start(c, driver, stdin_fd=stdin_fd, on_fork=target.append,
+                            output_fd=tee and tee[1], error_fd=tee and tee[2])
     except BaseException:
         report(finish(c, None, remove=True, force=True))
+        if tee:
+            os.close(tee[1])
+            os.close(tee[2])
+            _reap(tee[0])
+            tee = None
         raise
     finally:
         if stdin_fd is not None:
             os.close(stdin_fd)
+        if tee:  # PID 1 holds the pipes now: the tee ends when it (and its own) are gone
+            os.close(tee[1])
+            os.close(tee[2])
     if master is not None:
         from .tty import relay
         pidfd = k.kernel.pidfd_open(pid)
@@ -162,6 +186,8 @@ def _run_foreground(c: Container, spec: ContainerSpec, driver) -> int:
         os.close(pidfd)
         os.close(master)
     _, status = os.waitpid(pid, 0)
+    if tee:
+        _reap(tee[0])  # all it was given is written before we return
     phase("exited")
     from .init import exit_code
     code = exit_code(status)

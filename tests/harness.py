@@ -11,6 +11,7 @@ Commands run inside with `nsenter`, exactly as a user would type them.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -134,6 +135,18 @@ class Host:
         if check and res.returncode != 0:
             raise AssertionError(f"{script} -> {res.returncode}\n{res.stdout}{res.stderr}")
         return res.stdout
+
+    def inspect(self, name: str) -> dict:
+        """`minirun inspect NAME`: Docker's object for the container."""
+        [obj] = json.loads(self.minirun("inspect", name, check=True).stdout)
+        return obj
+
+    def record(self, name: str) -> dict:
+        """The container's own record (state.json), with Docker's word for its state as
+        "status": what a test of minirun's internals looks at."""
+        obj = self.inspect(name)
+        rec = json.loads(Path(obj["Minirun"]["Record"]).read_text())
+        return dict(rec, status=obj["State"]["Status"])
 
     # -- leak accounting -------------------------------------------------
     def inventory(self) -> dict[str, object]:

@@ -90,6 +90,11 @@ def row(c, before: dict | None, now: dict, host_mem: int) -> dict:
             "MemUsage": mem, "MemPerc": memp, "NetIO": netio, "BlockIO": blk, "PIDs": pids}
 
 
+STATS_TITLES = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
+                "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
 def table(rows: list[dict]) -> list[str]:
     keys = ("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs")
     cells = [COLUMNS] + [tuple(r[k] for k in keys) for r in rows]
@@ -122,6 +127,9 @@ def stats(paths, refs: tuple[str, ...], stream: bool, fmt: str | None, echo,
             prev[c.id] = now
         if fmt == "json":
             out = [json.dumps(r) for r in rows]
+        elif fmt and fmt != "table":  # a --format template (docker_view.py)
+            from ..docker_view import Row, render_rows
+            out = render_rows(fmt, [Row(r) for r in rows], fmt, STATS_TITLES)
         else:
             out = table(rows)
         if stream and fmt != "json":

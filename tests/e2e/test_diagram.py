@@ -20,7 +20,7 @@ def test_hand_made_links_and_containers_appear(host, tmp_path):
                      check=True)
         host.minirun("run", "-d", "--name", "web", "--network", "lesson", "-p", "8080:80", R,
                      "sleep", "1000", check=True)
-        ip = json.loads(host.minirun("inspect", "web", check=True).stdout)["network"]["ip"]
+        ip = host.record("web")["network"]["ip"]
         text = host.minirun("network", "diagram", check=True).stdout
         # the hand-made cable, both ends, each in its namespace
         assert "veth-red  veth  192.168.15.1/24" in text

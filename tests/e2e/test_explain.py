@@ -170,7 +170,7 @@ def _replay_life(host, tmp_path, backend: str, network: str | None,
             first = explain(host, *fw, "network", "create", *create)
         net = ["--network", network] if network else []
         out = explain(host, *fw, "run", "-d", "--name", "web", "-p", "8080:80", *net, R, *HTTPD)
-        pid = json.loads(host.minirun("inspect", "web", check=True).stdout)
+        pid = host.record("web")
         pid = (pid[0] if isinstance(pid, list) else pid)["pid"]
         bridge = re.search(r"master (\S+) up", out).group(1)
         ip = re.search(r"addr add (\S+)/\d+ dev eth0", out).group(1)
@@ -293,7 +293,7 @@ def test_monitor_teardown_in_explain_log(host):
     explain.log, with the `run --explain` before it; `logs --explain` shows both."""
     out = explain(host, "run", "-d", "--name", "brief", R, "sleep", "0.3")
     deadline = time.monotonic() + 15
-    while "exited" not in host.minirun("ps", "-a").stdout and time.monotonic() < deadline:
+    while "Exited" not in host.minirun("ps", "-a").stdout and time.monotonic() < deadline:
         time.sleep(0.05)
     log = ""
     while "ip link del group" not in log and time.monotonic() < deadline:

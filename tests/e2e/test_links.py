@@ -290,7 +290,7 @@ def test_gateway_and_reused_address_stay_reachable(host):
         ips = {"c1": f"{SUBNET}.11", "c2": f"{SUBNET}.12", "c3": f"{SUBNET}.13"}
         for name, ip in ips.items():
             run_sleeper(host, name, ip)
-        vethof = {n: json.loads(host.minirun("inspect", n, check=True).stdout)
+        vethof = {n: host.record(n)
                   ["network"]["veth"] for n in ips}
         before = macs_of(host)
         bridge_mac = before["mr-stable"]

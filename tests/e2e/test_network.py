@@ -76,7 +76,7 @@ def web(host, name, *args, net_args=(), fw="nftables"):
                        "sh", "-c", f"echo {name} > /var/www/index.html; "
                                    "exec httpd -f -p 80 -h /var/www")
     assert res.returncode == 0, res.stderr
-    return json.loads(host.minirun("inspect", name, check=True).stdout)
+    return host.record(name)
 
 
 def wait_http(host, url, want, netns=None, timeout=10):
@@ -251,8 +251,11 @@ def test_networks_as_objects_and_isolation(host):
     web(host, "b", net_args=("--network", "other"))
     assert a["network"]["ip"].startswith("192.168.15.") and a["network"]["ip"] != "192.168.15.5"
     assert "192.168.15.5/24" in host.sh("ip -o addr show v-net-0")
-    info = json.loads(host.minirun("network", "inspect", "lesson", check=True).stdout)
-    assert info["bridge"] == "v-net-0" and info["containers"]["a"]["ip"] == a["network"]["ip"]
+    [info] = json.loads(host.minirun("network", "inspect", "lesson", check=True).stdout)
+    assert info["Options"]["com.docker.network.bridge.name"] == "v-net-0"
+    assert info["Containers"][a["id"]] == {
+        "Name": "a", "EndpointID": "", "MacAddress": a["network"]["mac"],
+        "IPv4Address": a["network"]["ip"] + "/24", "IPv6Address": ""}
     # a container on the same network reaches a; one on another network does not
     res = host.minirun("run", "--rm", "--network", "lesson", "--init", R, "timeout", "3", "wget", "-qO-",
                        f"http://{a['network']['ip']}/")
@@ -339,7 +342,7 @@ def test_twenty_in_parallel(host, fw):
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    ips = {json.loads(host.minirun("inspect", f"p{i}").stdout)["network"]["ip"]
+    ips = {host.record(f"p{i}")["network"]["ip"]
            for i in range(n)}
     assert len(ips) == n
     for i in range(n):
@@ -362,7 +365,7 @@ def test_sigkill_mid_start_then_reclaim(host, detached):
         p.wait()
     time.sleep(0.5)  # detached starts carry on in their monitor process
     host.minirun("system", "prune", check=True)
-    alive = [l.split()[1] for l in host.minirun("ps", check=True).stdout.splitlines()[1:]]
+    alive = [l.split()[-1] for l in host.minirun("ps", check=True).stdout.splitlines()[1:]]
     inv = host.inventory()
     n = len(alive)
     assert len([l for l in inv["links"] if l.startswith("veth")]) == n

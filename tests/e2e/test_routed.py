@@ -79,7 +79,7 @@ def from_far(host, url, timeout=2):
 def start(host, fw, net, name="web"):
     host.minirun("--firewall", fw, "run", "-d", "--name", name, "--network", net,
                  "-p", "8080:80", R, "sh", "-c", SERVE, check=True)
-    ip = json.loads(host.minirun("inspect", name, check=True).stdout)["network"]["ip"]
+    ip = host.record(name)["network"]["ip"]
     # ready: both servers answer from the host itself
     wait(host, f"curl -sf -m1 http://{ip}:80/cgi-bin/ip && curl -sf -m1 http://{ip}:81/cgi-bin/ip")
     return ip
@@ -100,8 +100,8 @@ def create(host, fw, *args):
 @pytest.mark.parametrize("fw", BACKENDS)
 def test_routed_published_port_at_the_containers_own_address(host, far, fw):
     create(host, fw, "--routed")
-    info = json.loads(host.minirun("network", "inspect", "n", check=True).stdout)
-    assert info["mode"] == "routed"
+    [info] = json.loads(host.minirun("network", "inspect", "n", check=True).stdout)
+    assert info["Options"]["com.docker.network.bridge.gateway_mode_ipv4"] == "routed"
     assert "routed" in host.minirun("network", "ls", check=True).stdout
     try:
         ip = start(host, fw, "n")
@@ -135,7 +135,8 @@ def test_nat_unprotected_opens_every_port(host, far, fw):
 @pytest.mark.parametrize("fw", BACKENDS)
 def test_nat_network_masquerades_and_refuses_routed_access(host, far, fw):
     create(host, fw)
-    assert json.loads(host.minirun("network", "inspect", "n", check=True).stdout)["mode"] == "nat"
+    [info] = json.loads(host.minirun("network", "inspect", "n", check=True).stdout)
+    assert info["Options"]["com.docker.network.bridge.gateway_mode_ipv4"] == "nat"
     try:
         ip = start(host, fw, "n")
         assert egress_source(host, "web") == HOST_IP

@@ -250,7 +250,7 @@ def test_ordinary_workload_under_the_default_filter(host):
         host.minirun("run", "-d", "--name", "web", "-p", "8080:80", R, "sh", "-c",
                      "echo hello > /var/www/index.html; exec httpd -f -p 80 -h /var/www",
                      check=True)
-        rec = json.loads(host.minirun("inspect", "web", check=True).stdout)
+        rec = host.record("web")
         wait_http(host, "http://127.0.0.1:8080/", "hello")
         gateway = rec["network"]["gateway"]
         res = host.minirun("exec", "web", "ping", "-c", "1", "-W", "2", gateway)

@@ -237,7 +237,7 @@ def test_cwd_of_the_command_is_inside_the_root(host, tmp_path):
     res = host.minirun("run", "-d", "--name", "cwd", "--network", "none", "-w", "/tmp", R,
                        "sleep", "1000", check=True)
     try:
-        pid = json.loads(host.minirun("inspect", "cwd", check=True).stdout)["pid"]
+        pid = host.record("cwd")["pid"]
         root = os.readlink(f"/proc/{pid}/root")
         cwd = os.readlink(f"/proc/{pid}/cwd")
         assert cwd == root.rstrip("/") + "/tmp" or cwd == "/tmp", (root, cwd)

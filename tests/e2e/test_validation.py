@@ -153,7 +153,7 @@ def test_exec_workdir_that_exists_is_used(host, running):
 def test_kill_refuses_invalid_signals(host, running, sig):
     line = refused(host, ["kill", "-s", sig, "val"], "invalid signal", before=running)
     assert repr(sig) in line
-    assert json.loads(host.minirun("inspect", "val").stdout)["status"] == "running"
+    assert host.record("val")["status"] == "running"
 
 
 @pytest.mark.parametrize("sig", ["KILL", "SIGKILL", "kill", "9", "sigkill"])
