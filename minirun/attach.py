@@ -222,11 +222,12 @@ def follow(paths, c: Container, offset: int) -> int:
     import sys
     from .logfile import ReadOptions, read
     from .manage import wait
-    from .state import is_running, reload
+    from .state import is_running, owner_alive, reload
 
-    def alive() -> bool:
+    def alive() -> bool:  # as `logs -f`: whole once the container is recorded stopped
         now = reload(c)
-        return now is not None and is_running(now)
+        return now is not None and now.state != "stopped" and (
+            is_running(now) or owner_alive(now))
 
     read([c.log_path], ReadOptions(), {"stdout": sys.stdout.buffer,
                                        "stderr": sys.stderr.buffer},

@@ -207,15 +207,18 @@ def container_inspect(c, word: str | None = None, network_id=None) -> dict:
     res = cfg.resources
     networks = {}
     if att is not None and att.driver == "bridge":
-        name = att.network or "bridge"
-        networks[name] = {"IPAMConfig": ({"IPv4Address": cfg.requested_ip}
-                                         if cfg.requested_ip else None),
-                          "Links": None, "Aliases": None, "MacAddress": att.mac or "",
-                          "NetworkID": network_id(name), "EndpointID": "",
-                          "Gateway": att.gateway or "", "IPAddress": att.ip or "",
-                          "IPPrefixLen": att.prefixlen, "IPv6Gateway": "",
-                          "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                          "DNSNames": None}
+        # the first network, then those joined by `network connect` (network/connect.py)
+        for i, a in enumerate([att, *_opt(c, "networks", [])]):
+            name = a.network or "bridge"
+            aliases = list(_opt(a, "aliases", ()) or ()) or None
+            networks[name] = {"IPAMConfig": ({"IPv4Address": cfg.requested_ip}
+                                             if i == 0 and cfg.requested_ip else None),
+                              "Links": None, "Aliases": aliases, "MacAddress": a.mac or "",
+                              "NetworkID": network_id(name), "EndpointID": "",
+                              "Gateway": a.gateway or "", "IPAddress": a.ip or "",
+                              "IPPrefixLen": a.prefixlen, "IPv6Gateway": "",
+                              "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                              "DNSNames": None}
     elif att is not None and att.driver in ("host", "none"):
         networks[att.driver] = {"IPAMConfig": None, "Links": None, "Aliases": None,
                                 "MacAddress": "", "NetworkID": network_id(att.driver),
@@ -446,12 +449,15 @@ def network_row(net, n_containers: int, trunc: bool = True) -> Row:
 def network_inspect(net, containers) -> dict:
     """Docker's `network inspect` object; minirun's own facts under "Minirun"."""
     from .network.networks import OPT_BRIDGE_NAME, OPT_GATEWAY_MODE
-    members = {}
+    members, ours = {}, {}
     for c in containers:
-        att = c.network
+        # its attachment to this network: the first one, or one of `network connect`
+        att = next((a for a in [c.network, *_opt(c, "networks", [])]
+                    if a is not None and (a.network or "bridge") == net.name), c.network)
         members[c.id] = {"Name": c.name, "EndpointID": "", "MacAddress": att.mac or "",
                          "IPv4Address": f"{att.ip}/{att.prefixlen}" if att.ip else "",
                          "IPv6Address": ""}
+        ours[c.name] = {"HostVeth": att.veth, "Netns": att.netns}
     return {
         "Name": net.name, "Id": network_id(net), "Created": rfc3339(net.created),
         "Scope": "local", "Driver": net.driver, "EnableIPv6": False,
@@ -463,8 +469,7 @@ def network_inspect(net, containers) -> dict:
         "Options": {OPT_BRIDGE_NAME: net.bridge, OPT_GATEWAY_MODE: net.mode},
         "Labels": {},
         "Minirun": {"Bridge": net.bridge, "GatewayMode": net.mode,
-                    "Containers": {c.name: {"HostVeth": c.network.veth,
-                                            "Netns": c.network.netns} for c in containers}},
+                    "Containers": ours},
     }
 
 

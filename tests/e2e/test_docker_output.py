@@ -51,7 +51,7 @@ def test_inspect_shape_several_names_and_format(host):
         assert b["State"]["Status"] == "exited" and b["State"]["ExitCode"] == 3
         assert b["State"]["Pid"] == 0 and b["State"]["FinishedAt"] != "0001-01-01T00:00:00Z"
         ns = a["NetworkSettings"]
-        assert ns["IPAddress"].startswith("10.99.0.") and ns["IPPrefixLen"] == 24
+        assert ns["IPAddress"].startswith("10.99.0.") and ns["IPPrefixLen"] == 16
         assert ns["Networks"]["bridge"]["IPAddress"] == ns["IPAddress"]
         assert ns["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
         assert a["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "",

@@ -15,7 +15,7 @@ def detach(host, name, *cmd, extra=()):
 
 
 def status(host, name):
-    return json.loads(host.minirun("inspect", name, check=True).stdout)["status"]
+    return host.record(name)["status"]
 
 
 def test_wait_blocks_until_exit_and_prints_code(host, tmp_path):
@@ -44,9 +44,9 @@ def test_rename_keeps_the_container_and_frees_the_old_name(host):
     assert res.returncode == 125 and "already in use" in res.stderr
     assert host.minirun("rename", "old", "bad/name").returncode == 125
     assert host.minirun("rename", "old", "new", check=True).stdout == ""
-    rec = json.loads(host.minirun("inspect", "new", check=True).stdout)
+    rec = host.record("new")
     assert rec["id"] == cid and rec["name"] == "new" and rec["status"] == "running"
-    assert host.minirun("inspect", "old").returncode == 125
+    assert host.minirun("inspect", "old").returncode == 1
     assert "new" in host.minirun("ps", check=True).stdout.split()
     assert host.minirun("exec", "new", "true").returncode == 0
     # its network namespace follows (ip netns), and the old name is free again
@@ -56,7 +56,7 @@ def test_rename_keeps_the_container_and_frees_the_old_name(host):
     host.sh("ip netns add foreign")
     res = host.minirun("rename", "new", "foreign")
     assert res.returncode == 125 and "foreign" in res.stderr
-    assert json.loads(host.minirun("inspect", "new", check=True).stdout)["name"] == "new"
+    assert host.record("new")["name"] == "new"
     host.sh("ip netns delete foreign")
     host.minirun("rm", "-f", "new", "old", "taken", check=True)
 
@@ -66,8 +66,8 @@ def test_pause_freezes_and_stop_of_a_paused_container_works(host):
     host.minirun("pause", "p", check=True)
     assert status(host, "p") == "paused"
     ps = host.minirun("ps", check=True).stdout
-    assert "paused" in ps
-    rec = json.loads(host.minirun("inspect", "p", check=True).stdout)
+    assert "(Paused)" in ps
+    rec = host.record("p")
     cg = [l for l in open(f"/proc/{rec['pid']}/cgroup").read().splitlines() if ":freezer:" in l]
     freezer = "/sys/fs/cgroup/freezer" + cg[0].split(":", 2)[2]
     assert open(f"{freezer}/freezer.state").read().strip() == "FROZEN"
@@ -202,10 +202,10 @@ def test_start_keeps_name_layer_config_and_address(host):
     res = host.minirun("run", "-d", "--name", "s", "--network", "n1", "-e", "K=v", R,
                        "sh", "-c", "echo $K >> /runs; cat /runs; exec sleep 1000")
     assert res.returncode == 0, res.stderr
-    first = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    first = host.record("s")
     host.minirun("stop", "-t", "0", "s", check=True)
     assert host.minirun("start", "s", check=True).stdout == "s\n"
-    again = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    again = host.record("s")
     assert again["id"] == first["id"] and again["status"] == "running"
     assert again["network"]["ip"] == first["network"]["ip"]
     assert again["pid"] != first["pid"]
@@ -222,7 +222,7 @@ def test_start_keeps_name_layer_config_and_address(host):
                        first["network"]["ip"], R, "sleep", "1000")
     assert res.returncode == 0, res.stderr
     host.minirun("start", "s", check=True)
-    third = json.loads(host.minirun("inspect", "s", check=True).stdout)
+    third = host.record("s")
     assert third["network"]["ip"] not in (None, first["network"]["ip"])
     assert host.minirun("exec", "s", "ping", "-c1", "-W2", first["network"]["ip"]).returncode == 0
     host.minirun("rm", "-f", "s", "thief", check=True)
@@ -276,7 +276,7 @@ def run_paused_restarts(host, flag, *args):
 
 
 def owner_gone(host, name):
-    rec = json.loads(host.minirun("inspect", name, check=True).stdout)
+    rec = host.record(name)
     return lambda: not os.path.exists(f"/proc/{rec['owner_pid']}")
 
 
@@ -286,14 +286,14 @@ def test_restart_on_failure_counts_and_backs_off(host):
                         "sh", "-c", "echo run >> /runs; exit 3")
     for n in (0, 1):
         _until(flag.exists, "the monitor waits for restart {n + 1}")
-        rec = json.loads(host.minirun("inspect", "r", check=True).stdout)
+        rec = host.record("r")
         assert rec["status"] == "restarting" and rec["restart_count"] == n
         assert "Restarting (3)" in host.minirun("ps", check=True).stdout
         assert host.minirun("wait", "r", check=True).stdout == "3\n"
         flag.unlink()
     # the third run fails too: on-failure:2 is spent
     _until(lambda: (lambda r: r["status"] == "exited" and r["restart_count"] == 2)(
-        json.loads(host.minirun("inspect", "r", check=True).stdout)), "the last exit")
+        host.record("r")), "the last exit")
     _until(owner_gone(host, "r"), "the last monitor ends")
     assert not flag.exists()
     host.minirun("cp", "r:/runs", str(host.dir / "runs"), check=True)
@@ -306,11 +306,11 @@ def test_stop_and_rm_call_the_restart_off(host):
     run_paused_restarts(host, flag, "--restart", "always", "--name", "a", R, "true")
     _until(flag.exists, "the monitor waits to restart")
     assert host.minirun("stop", "a", check=True).stdout == "a\n"
-    assert json.loads(host.minirun("inspect", "a", check=True).stdout)["status"] == "exited"
+    assert host.record("a")["status"] == "exited"
     gone = owner_gone(host, "a")
     flag.unlink()
     _until(gone, "the monitor gives the restart up")
-    rec = json.loads(host.minirun("inspect", "a", check=True).stdout)
+    rec = host.record("a")
     assert rec["status"] == "exited" and rec["restart_count"] == 0
     # a start by hand brings the policy back; rm -f while it waits ends it for good
     paused_restarts(host, flag, "start", "a")
@@ -319,14 +319,14 @@ def test_stop_and_rm_call_the_restart_off(host):
     host.minirun("rm", "-f", "a", check=True)
     flag.unlink()
     _until(gone, "the monitor gives the restart up")
-    assert host.minirun("inspect", "a").returncode == 125
+    assert host.minirun("inspect", "a").returncode == 1
     # kill of a running container: stopped by the user, not restarted
     run_paused_restarts(host, flag, "--restart", "always", "--name", "k", R, "sleep", "1000")
     host.minirun("kill", "k", check=True)
     assert host.minirun("wait", "k", check=True).stdout == "137\n"
     _until(owner_gone(host, "k"), "the monitor ends")
     assert not flag.exists()
-    assert json.loads(host.minirun("inspect", "k", check=True).stdout)["status"] == "exited"
+    assert host.record("k")["status"] == "exited"
     host.minirun("rm", "k", check=True)
 
 

@@ -7,6 +7,8 @@ second aardvark-dns, in a namespace of the test's own at 198.51.100.53, that kno
 www.upstream.test; the throwaway host's /etc/resolv.conf (a bind mount in its own mount
 namespace) names it. The default network keeps Docker's behaviour: /etc/hosts only.
 """
+import json
+
 import pytest
 
 from harness import MINIRUN, ROOTFS
@@ -171,7 +173,7 @@ def test_connect_and_disconnect(host):
     for name in ("b", "bee"):
         assert "Address: 10.241.0.77" in host.minirun("exec", "a", "nslookup", name).stdout
     assert host.minirun("exec", "a", "ping", "-c1", "bee").returncode == 0
-    rec = host.minirun("inspect", "b").stdout
+    rec = json.dumps(host.record("b"))
     assert '"ifname": "eth1"' in rec and "10.241.0.77" in rec
     # twice, or to a network that does not exist: refused, nothing changes
     res = host.minirun("network", "connect", "n1", "b")

@@ -139,7 +139,7 @@ def test_labels_cidfile_stop_signal(host, rf, tmp_path):
              "sh", "-c", "trap 'echo got USR1; exit 7' USR1; "
              "echo ready; while :; do sleep 1; done")
     assert cid.read_text() == out.strip()
-    rec = json.loads(ok(host, "inspect", "c"))
+    rec = host.record("c")
     assert rec["config"]["labels"] == {"a": "b", "from.file": "1", "shared": "flag"}
     assert rec["config"]["stop_signal"] == 10 and rec["config"]["stop_timeout"] == 30
     assert "container ID file found" in fails(host, "run", "--rm", "--cidfile", str(cid),
@@ -148,7 +148,7 @@ def test_labels_cidfile_stop_signal(host, rf, tmp_path):
                                           "container.log") + "; do sleep 0.05; done",
              timeout=30)
     ok(host, "stop", "c")  # USR1 reaches the trap: it exits 7 (no SIGKILL after 30 s)
-    rec = json.loads(ok(host, "inspect", "c"))
+    rec = host.record("c")
     assert rec["exit_code"] == 7, rec
     assert "got USR1" in ok(host, "logs", "c")
     ok(host, "rm", "c")
@@ -199,7 +199,7 @@ def test_init_is_catatonit_and_filtered(host, rf):
     ok(host, "run", "-d", "--name", "i", "--init", "--stop-timeout", "60", rf,
        "sleep", "1000")
     ok(host, "stop", "i")
-    assert json.loads(ok(host, "inspect", "i"))["exit_code"] == 143
+    assert host.record("i")["exit_code"] == 143
     ok(host, "rm", "i")
 
 
