@@ -1,8 +1,6 @@
 """`minirun network ...`: thin wrappers over network/networks.py (`system prune`: cli_system.py)."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from .errors import MinirunError
@@ -76,7 +74,7 @@ LS_TITLES = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "S
 def inspect(ctx, fmt, names):
     """Networks as Docker's network inspect shows them (a JSON array); minirun's own
     facts (bridge, gateway mode, each container's host veth) under "Minirun"."""
-    from .cli_view import template_errors
+    from .cli_view import print_inspected, template_errors
     from .docker_view import network_inspect, parse_format
     store = _store(ctx)
     with template_errors():
@@ -89,15 +87,7 @@ def inspect(ctx, fmt, names):
                 missing.append(str(e))
                 continue
             found.append(network_inspect(net, store.containers_of(net)))
-        if tmpl is None:
-            click.echo(json.dumps(found, indent=4, ensure_ascii=False))
-        else:
-            for obj in found:
-                click.echo(tmpl.render(obj))
-    for m in missing:  # as Docker: the others are printed, then exit 1
-        click.echo(f"minirun: {m}", err=True)
-    if missing:
-        ctx.exit(1)
+    print_inspected(ctx, found, missing, tmpl)
 
 
 @network.command("diagram")

@@ -83,12 +83,19 @@ def inspect(ctx, fmt, size, names):
                 missing.append(f"no such container: {n}")
             except MinirunError as e:  # an ambiguous prefix
                 missing.append(str(e))
+    print_inspected(ctx, found, missing, tmpl)
+
+
+def print_inspected(ctx, found: list, missing: list[str], tmpl) -> None:
+    """What inspect found, as a JSON array or through the template; then what it did
+    not (as Docker: the others are printed, then exit 1)."""
+    with template_errors():
         if tmpl is None:
             click.echo(json.dumps(found, indent=4, ensure_ascii=False))
         else:
             for obj in found:
                 click.echo(tmpl.render(obj))
-    for m in missing:  # as Docker: the others are printed, then exit 1
+    for m in missing:
         click.echo(f"minirun: {m}", err=True)
     if missing:
         ctx.exit(1)

@@ -47,12 +47,13 @@ class ChildPlan(NamedTuple):
     seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
 
-def child_main(sock: socket.socket, plan: ChildPlan) -> None:
-    """Never returns: execs the command or exits with the code it reported."""
+def child_main(sock: socket.socket, plan: ChildPlan, body=None) -> None:
+    """Never returns: execs the command or exits with the code it reported. `body`
+    (chan, plan) is the work ([_run]; minirun-oci's init passes its own)."""
     chan = Channel(sock)
     code = 125
     try:
-        _run(chan, plan)
+        (body or _run)(chan, plan)
     except MinirunError as e:
         code = e.exit_code
         chan.send_error(code, str(e))

@@ -45,16 +45,10 @@ class Plan(NamedTuple):
 
 
 def child_main(sock: socket.socket, plan: Plan) -> None:
-    chan = Channel(sock)
-    code = 125
-    try:
-        _run(chan, plan)
-    except MinirunError as e:
-        code = e.exit_code
-        chan.send_error(code, str(e))
-    except BaseException as e:  # a bug: report it rather than hang the runtime
-        chan.send_error(125, f"container init failed: {e!r}")
-    os._exit(code)
+    """Never returns: minirun's own init frame (errors reported up the socket) around
+    the OCI init's work."""
+    from ..init import child_main as frame
+    frame(sock, plan, _run)
 
 
 def _run(chan: Channel, plan: Plan) -> None:
