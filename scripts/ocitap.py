@@ -132,9 +132,8 @@ def summarize(tap_text: str, returncode: int | None, timed_out: bool = False,
         status = "ok"
     if status != "ok":
         r["fail"] += 1
-        first = next((ln.strip() for ln in stderr.splitlines() if ln.strip()), "")
-        r["failures"].append({"test": f"program did not finish: {status}",
-                              "detail": [first[:300]] if first else []})
+        head = [ln.strip()[:300] for ln in stderr.splitlines() if ln.strip()][:3]
+        r["failures"].append({"test": f"program did not finish: {status}", "detail": head})
     elif r["ran"] == 0 and r["fail"] == 0:
         r["skip" if r["plan_skip"] else "pass"] += 1   # its one result is that it finished
     r["status"] = status

@@ -56,7 +56,8 @@ def test_abort_before_any_tap_counts_one_failure():
     assert s["status"] == "exit 1"
     assert (s["pass"], s["fail"], s["skip"]) == (0, 1, 0)
     assert s["failures"][-1] == {"test": "program did not finish: exit 1",
-                                 "detail": ["failed to create the container"]}
+                                 "detail": ["failed to create the container",
+                                            "exit status 1"]}
 
 
 def test_timeout_missing_plan_and_short_run():
