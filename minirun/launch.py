@@ -60,6 +60,7 @@ def child_plan(c: Container, driver, stdin_fd=None, output_fd=None,
         init_path=INIT_PATH if init_binary(cfg.init) else None,
         stdin_fd=stdin_fd, output_fd=output_fd, error_fd=error_fd,
         cgroupns=any(s.kind == "cg.create" for s in c.journal),
+        cgroup_tasks=_self_join(c),
         seccomp_bpf=program(cfg))
 
 
@@ -111,9 +112,11 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None, err
         # cgroup v1 the first move into a cgroup waits for an RCU grace period (~10 ms
         # here), so it runs in a thread of its own, beside the child's mounts and the
         # network's attach, and is waited for just before GO.
-        moved = _move_to_cgroup(c, pid) if plan.cgroupns else None
+        moved = (_move_to_cgroup(c, pid) if plan.cgroupns and not plan.cgroup_tasks
+                 else None)
         _expect(chan, NS, pid)
         faults.phase("namespaces ready")
+        _explain_self_join(plan, pid)
         try:
             driver.attach(c, pid)
             faults.phase("network attached")
@@ -167,6 +170,28 @@ def _explain_ping(c: Container, plan, pid) -> None:
                  why="inside the container: ping works without CAP_NET_RAW (ICMP datagram "
                  "sockets for every group; PID 1 did this itself, before the network was "
                  "attached)")
+
+
+def _explain_self_join(plan, pid: int) -> None:
+    """PID 1 joined its v1 cgroups itself (init.join_cgroup_v1); the same move, as the
+    commands a learner would type."""
+    if not oplog.listening():
+        return
+    for i, tasks in enumerate(plan.cgroup_tasks):
+        oplog.record(f"echo {pid} > {os.path.dirname(tasks)}/cgroup.procs",
+                     why=None if i else "PID 1 into its cgroup, in every hierarchy (PID 1 "
+                     "did it itself, first thing: \"0\" into each `tasks` file moves the "
+                     "writer without the kernel's global lock and its RCU wait)")
+
+
+def _self_join(c: Container) -> tuple[str, ...]:
+    """cgroup v1: the `tasks` files PID 1 writes "0" into itself (init.join_cgroup_v1,
+    no RCU wait); cgroup v2 has no such file: the parent moves it (_move_to_cgroup)."""
+    from .cgroups import group
+    g = group(c) if any(s.kind == "cg.create" for s in c.journal) else None
+    if g is None or g.version != 1:
+        return ()
+    return tuple(f"{path}/tasks" for _ctrls, path in g.dirs)
 
 
 def _move_to_cgroup(c: Container, pid: int):
