@@ -9,7 +9,7 @@ import errno
 import fcntl
 import os
 import signal
-import socket
+import _socket  # not socket.py (~3 ms to import): a socketpair end and an ioctl need none of it
 import stat
 import termios
 from typing import NamedTuple
@@ -48,7 +48,7 @@ class ChildPlan(NamedTuple):
     seccomp_bpf: bytes | None = None  # the filter loaded right before execve (seccomp.py)
 
 
-def child_main(sock: socket.socket, plan: ChildPlan, body=None) -> None:
+def child_main(sock, plan: ChildPlan, body=None) -> None:
     """Never returns: execs the command or exits with the code it reported. `body`
     (chan, plan) is the work ([_run]; minirun-oci's init passes its own)."""
     chan = Channel(sock)
@@ -170,10 +170,13 @@ def _loopback_up() -> None:
     """`ip link set lo up` in the new namespace, with one ioctl instead of netlink."""
     import struct
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 def _write_quiet(path: str, value: str) -> None:

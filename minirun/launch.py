@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
+import _socket  # not socket.py: its import (selectors, enums) is ~3 ms of every start
 import time
 
 from . import faults, oplog
@@ -80,7 +80,7 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None, err
     # the container as an OCI config.json (what minirun-oci reads), for people and tools
     from .oci.export import write_config
     write_config(c, plan.steps, bool(plan.unshare_flags & k.CLONE_NEWNET))
-    ours, theirs = socket.socketpair()
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     k.kernel.unshare(k.CLONE_NEWPID)
     try:
@@ -136,6 +136,7 @@ def start(c: Container, driver, stdin_fd=None, output_fd=None, on_fork=None, err
             raise
         master = None
         if plan.tty:
+            import socket  # -t only
             msg, fds, _f, _a = socket.recv_fds(ours, 4096, 1)
             if not fds:  # an error line instead of the pty
                 _check(msg.decode().strip() or None, "pty", pid)

@@ -15,7 +15,8 @@ SIGKILLed `minirun run` never leaves a half-made container running. `exec`
 """
 from __future__ import annotations
 
-import socket
+import _socket
+import sys
 
 from .errors import CommandNotExecutable, CommandNotFound, MinirunError
 
@@ -26,7 +27,7 @@ ERROR = "error"
 
 
 class Channel:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock):  # a socket: socket.socket, or _socket.socket (launch.py)
         self.sock = sock
         self.buf = b""
 
@@ -50,7 +51,10 @@ class Channel:
             pass
 
     def send_fd(self, fd: int) -> None:
-        socket.send_fds(self.sock, [PTY.encode() + b"\n"], [fd])
+        # SCM_RIGHTS by hand (socket.send_fds would need socket.py, which PID 1 can no
+        # longer import here: it runs after pivot_root)
+        self.sock.sendmsg([PTY.encode() + b"\n"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                                    fd.to_bytes(4, sys.byteorder, signed=True))])
 
 
 ERRORS_BY_CODE = {126: CommandNotExecutable, 127: CommandNotFound}
