@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import NamedTuple
 
 from .. import kernel as k
@@ -111,6 +112,10 @@ class Spec(NamedTuple):
     sysctl: dict
     masked: tuple[str, ...]
     readonly_paths: tuple[str, ...]
+    # linux.resources that minirun's Resources (Docker's flags) has no field for, as
+    # (name, value) pairs, e.g. ("cpu.period", 500000); cgroup.py writes them
+    cgroup_extra: tuple[tuple[str, int], ...] = ()
+    warnings: tuple[str, ...] = ()             # fields accepted but ignored, said on stderr
 
     def new_namespaces(self) -> set[str]:
         return {t for t, p in self.namespaces if p is None}
@@ -220,7 +225,7 @@ def parse(doc, bundle: str) -> Spec:
     devices = tuple(_device(d, f"linux.devices[{i}]")
                     for i, d in enumerate(linux.get("devices", list, [])))
     cgroups_path = linux.get("cgroupsPath", str)
-    resources, rules, allow = _resources(linux.get("resources", dict))
+    resources, rules, allow, extra = _resources(linux.get("resources", dict))
     prop_name = linux.get("rootfsPropagation", str, "")
     if prop_name and prop_name not in PROPAGATION:
         raise _bad("linux.rootfsPropagation", f"{prop_name!r} is not one of "
@@ -242,7 +247,7 @@ def parse(doc, bundle: str) -> Spec:
         raise _bad("linux.sysctl", "needs a network or ipc namespace of the container")
     return Spec(bundle, rpath, readonly, proc, hostname, mounts, hooks, annotations,
                 namespaces, devices, cgroups_path, resources, rules, allow, propagation,
-                seccomp, sysctl, masked, ro_paths)
+                seccomp, sysctl, masked, ro_paths, extra)
 
 
 def parse_process(d, where: str = "process") -> Process:
@@ -392,7 +397,10 @@ def _hooks(d) -> dict:
     return out
 
 
-def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
+_CPU_LIST = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+
+
+def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...], tuple]:
     r = _Obj(d, "linux.resources")
     rules, allow = [], []
     for i, x in enumerate(r.get("devices", list, [])):
@@ -409,13 +417,27 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
         rules.append("a" if typ == "a" and (m, n) == ("*", "*") else
                      f"{typ} {m}:{n} {access}")
         allow.append(a)
+    extra: list[tuple[str, int | str]] = []
     mem = _Obj(r.get("memory", dict), "linux.resources.memory")
     limit, swap = mem.get("limit", int), mem.get("swap", int)
-    mem.get("disableOOMKiller", bool)  # false is the default; true is refused below
-    if mem.d.get("disableOOMKiller"):
-        raise _bad("linux.resources.memory.disableOOMKiller", "is not supported by minirun")
-    mem.empty("reservation", "kernel", "kernelTCP", "swappiness", "useHierarchy",
-              "checkBeforeUpdate")
+    if mem.get("disableOOMKiller", bool):
+        extra.append(("memory.disableOOMKiller", 1))
+    reservation = mem.get("reservation", int)
+    if reservation is not None:
+        extra.append(("memory.reservation", reservation))
+    swappiness = mem.get("swappiness", int)
+    if swappiness is not None:
+        if not 0 <= swappiness <= 100:
+            raise _bad("linux.resources.memory.swappiness", "must be from 0 to 100")
+        extra.append(("memory.swappiness", swappiness))
+    # kernel memory limits: deprecated by the spec, dropped by the kernel (5.16 takes
+    # but ignores kmem.limit_in_bytes); written where the file is, never an error
+    for key in ("kernel", "kernelTCP"):
+        v = mem.get(key, int)
+        if v is not None:
+            extra.append((f"memory.{key}", v))
+    mem.get("useHierarchy", bool)   # v1's hierarchy is always on in kernels since 6.0
+    mem.empty("checkBeforeUpdate")
     mem.done()
     if limit is not None and limit <= 0:
         limit = None
@@ -424,11 +446,24 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
     cpu = _Obj(r.get("cpu", dict), "linux.resources.cpu")
     shares, quota = cpu.get("shares", int), cpu.get("quota", int)
     period, cpus = cpu.get("period", int), cpu.get("cpus", str)
-    cpu.empty("realtimeRuntime", "realtimePeriod", "mems", "idle", "burst")
+    mems = cpu.get("mems", str)
+    cpu.empty("realtimeRuntime", "realtimePeriod", "idle", "burst")
     cpu.done()
-    ncpus = None
-    if quota is not None and quota > 0:
-        ncpus = quota / (period or 100000)
+    # quota and period exactly as given (Resources.cpus would round them to Docker's
+    # fixed period)
+    if period is not None and period != 0:
+        if not 1000 <= period <= 1000000:
+            raise _bad("linux.resources.cpu.period", "must be from 1000 to 1000000 (µs)")
+        extra.append(("cpu.period", period))
+    if quota is not None and quota != 0:
+        if quota < 1000 and quota != -1:
+            raise _bad("linux.resources.cpu.quota", "must be -1 or at least 1000 (µs)")
+        extra.append(("cpu.quota", quota))
+    if mems:
+        if not _CPU_LIST.fullmatch(mems):
+            raise _bad("linux.resources.cpu.mems", f"{mems!r} is not a list of memory "
+                       "nodes like 0-1,3")
+        extra.append(("cpu.mems", mems))
     pids = _Obj(r.get("pids", dict), "linux.resources.pids")
     plimit = pids.get("limit", int)
     pids.done()
@@ -436,9 +471,9 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
         plimit = None
     r.empty("blockIO", "hugepageLimits", "network", "rdma", "unified")
     r.done()
-    res = Resources(memory=limit, memory_swap=swap, cpus=ncpus, cpu_shares=shares or None,
+    res = Resources(memory=limit, memory_swap=swap, cpu_shares=shares or None,
                     pids_limit=plimit, cpuset_cpus=cpus or None)
-    return res, tuple(rules), tuple(allow)
+    return res, tuple(rules), tuple(allow), tuple(extra)
 
 
 def _seccomp(d) -> str | None:
