@@ -333,8 +333,13 @@ def _mount(d, where: str) -> Mount:
         flags |= k.MS_BIND
         if not source:
             raise _bad(f"{where}.source", "is needed for a bind mount")
-        if data:
-            raise _bad(f"{where}.options", f"{data[0]!r} is not an option of a bind mount")
+        # A bind takes no file system options: the kernel ignores the data of a bind
+        # mount, and so does runc; engines copy tmpfs options such as mode=755 onto
+        # binds. Ignored here too, but a bare word that is no mount flag is refused.
+        bare = [o for o in data if "=" not in o]
+        if bare:
+            raise _bad(f"{where}.options", f"{bare[0]!r} is not a flag of a bind mount")
+        data = []
     elif typ not in MOUNT_TYPES:
         raise _bad(f"{where}.type", f"{typ!r} is not supported (one of "
                    f"{', '.join(MOUNT_TYPES)})")
