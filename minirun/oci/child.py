@@ -32,6 +32,7 @@ from .config import Spec
 from .process import become  # here: nothing can be imported after pivot_root
 
 READY = "ready"
+PRE_PIVOT_OK = k.MS_PRIVATE | k.MS_SLAVE   # propagations that may be set before the pivot
 
 
 class Plan(NamedTuple):
@@ -107,7 +108,12 @@ def _say(msg: str) -> None:
 
 
 def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
-    kern.mount(None, "/", None, spec.propagation)
+    # Nothing of the container's may propagate back to the host, and pivot_root refuses
+    # a shared parent, and a bind from an unbindable mount fails: so / is made private
+    # (or the slave/private asked for) first, and a shared or unbindable
+    # rootfsPropagation is set on the new root only once pivot_root is done.
+    kern.mount(None, "/", None, spec.propagation if spec.propagation & PRE_PIVOT_OK
+               else k.MS_PRIVATE | k.MS_REC)
     # pivot_root needs the root to be a mount point of its own
     kern.mount(spec.root, spec.root, None, k.MS_BIND | k.MS_REC)
     root = RootFS(spec.root, kern)
@@ -118,7 +124,7 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
     finally:
         root.close()
     hooks.run_in_child(spec.hooks.get("createContainer", ()), "createContainer",
-                       dict(plan.state, status="creating"))
+                       dict(plan.state, status="created"))
     if plan.no_pivot:
         os.chdir(spec.root)
         kern.mount(spec.root, "/", None, k.MS_MOVE)
@@ -126,6 +132,8 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
         os.chdir("/")
     else:
         pivot_into(spec.root, kern)
+    if spec.propagation_set:
+        kern.mount(None, "/", None, spec.propagation)
     if spec.readonly:
         kern.mount(None, "/", None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY)
     for key, value in spec.sysctl.items():

@@ -1,9 +1,10 @@
 """config.json (the OCI runtime spec's bundle configuration) -> a checked Spec.
 
-Everything is checked before anything is created. A field minirun does not know, or
-knows but cannot honour, is an error naming the field: never silently ignored. Some
-fields are accepted only in their "nothing asked" form (an empty apparmorProfile, no
-uid mappings...), so that engines which always write them still work.
+Everything is checked before anything is created. A field of the spec that minirun
+cannot honour is an error naming the field: never silently ignored. Some fields are
+accepted only in their "nothing asked" form (an empty apparmorProfile, no uid
+mappings...), so that engines which always write them still work. A property the spec
+does not define at all is ignored, as its "Extensibility" section requires.
 """
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZ
            "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
            "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
            "RLIMIT_SIGPENDING", "RLIMIT_STACK")
+# Every Linux capability name with its number (linux/capability.h): a name here that
+# this kernel or python-prctl does not know is left out with a warning; any other name
+# is refused.
+LINUX_CAPS = {n: i for i, n in enumerate((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"))}
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 MOUNT_TYPES = ("bind", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2")
 
@@ -116,6 +128,7 @@ class Spec(NamedTuple):
     # (name, value) pairs, e.g. ("cpu.period", 500000); cgroup.py writes them
     cgroup_extra: tuple[tuple[str, int], ...] = ()
     warnings: tuple[str, ...] = ()             # fields accepted but ignored, said on stderr
+    propagation_set: bool = False              # linux.rootfsPropagation was given
 
     def new_namespaces(self) -> set[str]:
         return {t for t, p in self.namespaces if p is None}
@@ -129,7 +142,8 @@ class Spec(NamedTuple):
 
 
 class _Obj:
-    """One JSON object being read: each field taken is marked, the rest is refused."""
+    """One JSON object being read: each field of the spec is taken, or refused by
+    empty() when minirun cannot honour it; the rest is ignored."""
 
     def __init__(self, d, where: str):
         if d is None:
@@ -168,9 +182,9 @@ class _Obj:
                 raise _bad(self._w(key), "is not supported by minirun")
 
     def done(self) -> None:
-        for key in self.d:
-            if key not in self.seen:
-                raise _bad(self._w(key), "is not a field minirun knows (unsupported)")
+        """Every field of the spec is taken (or refused by empty()) before this; what is
+        left is no property of the spec, and "runtimes MUST ignore unknown properties"
+        (config.md, Extensibility)."""
 
 
 def _bad(where: str, why: str) -> UsageError:
@@ -209,7 +223,12 @@ def parse(doc, bundle: str) -> Spec:
     rpath = os.path.normpath(os.path.join(bundle, rpath))
     if not os.path.isdir(rpath):
         raise _bad("root.path", f"{rpath} is not a directory")
-    proc = parse_process(top.get("process", dict), "process") if "process" in doc else None
+    warnings: list[str] = []
+    proc = (parse_process(top.get("process", dict), "process", warnings)
+            if "process" in doc else None)
+    if warnings:
+        warnings[:] = [f"process.capabilities: {', '.join(warnings)} unknown to this "
+                       "kernel (or to python-prctl), left out"]
     hostname = top.get("hostname", str)
     top.empty("domainname", "solaris", "windows", "vm", "zos")
     mounts = tuple(_mount(m, f"mounts[{i}]")
@@ -221,7 +240,7 @@ def parse(doc, bundle: str) -> Spec:
     linux = _Obj(top.get("linux", dict), "linux")
     namespaces = _namespaces(linux.get("namespaces", list, []))
     linux.empty("uidMappings", "gidMappings", "timeOffsets", "mountLabel", "intelRdt",
-                "personality", "memoryPolicy")
+                "personality", "memoryPolicy", "netDevices")
     devices = tuple(_device(d, f"linux.devices[{i}]")
                     for i, d in enumerate(linux.get("devices", list, [])))
     cgroups_path = linux.get("cgroupsPath", str)
@@ -247,10 +266,19 @@ def parse(doc, bundle: str) -> Spec:
         raise _bad("linux.sysctl", "needs a network or ipc namespace of the container")
     return Spec(bundle, rpath, readonly, proc, hostname, mounts, hooks, annotations,
                 namespaces, devices, cgroups_path, resources, rules, allow, propagation,
-                seccomp, sysctl, masked, ro_paths, extra)
+                seccomp, sysctl, masked, ro_paths, extra, tuple(warnings),
+                bool(prop_name))
 
 
-def parse_process(d, where: str = "process") -> Process:
+def _cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return max(LINUX_CAPS.values())
+
+
+def parse_process(d, where: str = "process", warnings: list | None = None) -> Process:
     p = _Obj(d, where)
     args = p.strings("args")
     if not args:
@@ -275,14 +303,22 @@ def parse_process(d, where: str = "process") -> Process:
     caps = {}
     cd = _Obj(p.get("capabilities", dict), f"{where}.capabilities")
     from .. import caps as capmod
-    known = set(capmod.all_names())
+    usable = set(capmod.all_names()) - {"LAST_CAP"}
+    last = _cap_last_cap()
     for s in CAP_SETS:
         names = []
         for n in cd.strings(s):
-            name = n[4:] if n.upper().startswith("CAP_") else n
-            if name.upper() not in known:
+            name = (n[4:] if n.upper().startswith("CAP_") else n).upper()
+            number = LINUX_CAPS.get(name)
+            if number is None:
                 raise _bad(f"{where}.capabilities.{s}", f"unknown capability {n!r}")
-            names.append(name.upper())
+            if name not in usable or number > last:
+                # a capability of a newer kernel than this one (or than python-prctl):
+                # nothing can grant it here, so it is left out, as runc does
+                if warnings is not None and f"CAP_{name}" not in warnings:
+                    warnings.append(f"CAP_{name}")
+                continue
+            names.append(name)
         caps[s] = tuple(names)
     cd.done()
     rlimits = []

@@ -29,6 +29,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
            console_socket: str | None = None, no_pivot: bool = False,
            systemd: bool = False, log=None) -> ostate.State:
     spec = load(bundle)
+    for w in spec.warnings:
+        if log:
+            log("warning", f"config.json: {w}")
     if spec.process is None:
         raise MinirunError("config.json has no process to run")
     if spec.process.terminal and not console_socket:
@@ -125,7 +128,8 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         st.save()
         _expect(chan, NS)
         cgroup.join(st.data.get("cgroup"), pid)
-        live = st.oci()
+        # the environment exists (lifecycle step 2 done): the hooks see "created"
+        live = dict(st.oci(), status="created")
         hooks.run(spec.hooks["prestart"], "prestart", live)
         hooks.run(spec.hooks["createRuntime"], "createRuntime", live)
         chan.send(json.dumps(live))
@@ -172,11 +176,13 @@ def start(st: ostate.State, log=None) -> None:
     finally:
         os.close(fd)
     os.unlink(st.fifo)
-    try:
-        hooks.run(hooks.from_json(st.data["hooks"]["poststart"]), "poststart", st.oci())
-    except MinirunError as e:
-        if log:
-            log("warning", str(e))
+    # a failing poststart hook is a warning; the others still run (runtime.md)
+    hooks.run(hooks.from_json(st.data["hooks"]["poststart"]), "poststart", st.oci(),
+              warn=log or _ignore)
+
+
+def _ignore(_level: str, _msg: str) -> None:
+    pass
 
 
 def parse_signal(text: str) -> int:
@@ -237,12 +243,8 @@ def delete(st: ostate.State, force: bool = False, log=None) -> None:
     if failures and log:
         for f in failures:
             log("warning", str(f))
-    try:
-        hooks.run(hooks.from_json(st.data.get("hooks", {}).get("poststop")), "poststop",
-                  st.oci())
-    except MinirunError as e:
-        if log:
-            log("warning", str(e))
+    hooks.run(hooks.from_json(st.data.get("hooks", {}).get("poststop")), "poststop",
+              st.oci(), warn=log or _ignore)
     shutil.rmtree(st.dir, ignore_errors=True)
 
 
