@@ -5,7 +5,8 @@
     <-- GO --  unshare the cgroup namespace, make / private, bind the root onto itself,
                the mounts of config.json (rootfs.py: every target opened below the root),
                the default /dev, linux.devices, createContainer hooks, pivot_root,
-               read-only root, sysctl, masked and read-only paths, hostname,
+               rootfsPropagation, read-only root, sysctl, masked and read-only
+               paths, hostname,
                the pty (its master to --console-socket)          -- READY -->
     block reading the exec fifo                 ...  `start` writes one byte into it
     startContainer hooks, then process.become (the user's program)
@@ -32,7 +33,6 @@ from .config import Spec
 from .process import become  # here: nothing can be imported after pivot_root
 
 READY = "ready"
-PRE_PIVOT_OK = k.MS_PRIVATE | k.MS_SLAVE   # propagations that may be set before the pivot
 
 
 class Plan(NamedTuple):
@@ -108,12 +108,12 @@ def _say(msg: str) -> None:
 
 
 def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
-    # Nothing of the container's may propagate back to the host, and pivot_root refuses
-    # a shared parent, and a bind from an unbindable mount fails: so / is made private
-    # (or the slave/private asked for) first, and a shared or unbindable
-    # rootfsPropagation is set on the new root only once pivot_root is done.
-    kern.mount(None, "/", None, spec.propagation if spec.propagation & PRE_PIVOT_OK
-               else k.MS_PRIVATE | k.MS_REC)
+    # Nothing of the container's may propagate back to the host, pivot_root refuses a
+    # shared parent, and a bind from an unbindable mount fails: so every mount is made
+    # private first (slave, if a slave root was asked for: the host's mounts still come
+    # in), and rootfsPropagation is set on the new root once pivot_root is done.
+    kern.mount(None, "/", None, (k.MS_SLAVE if spec.propagation & k.MS_SLAVE
+                                 else k.MS_PRIVATE) | k.MS_REC)
     # pivot_root needs the root to be a mount point of its own
     kern.mount(spec.root, spec.root, None, k.MS_BIND | k.MS_REC)
     root = RootFS(spec.root, kern)
