@@ -120,10 +120,9 @@ def apply_extra(g, version: int, extra) -> None:
         if d is None:
             raise MinirunError(f"linux.resources.{name} needs the cgroup controller "
                                f"{ctrl!r}, which is not mounted")
-        if name in _OPTIONAL:
-            cg.write_optional(d, fname, str(value))
-        else:
-            cg.write(d, fname, str(value))
+        if name in _OPTIONAL and not os.path.exists(os.path.join(d, fname)):
+            continue
+        cg.write(d, fname, str(value))
 
 
 def _make_ancestors(path: str, tag: str) -> None:

@@ -374,6 +374,31 @@ def test_masked_and_readonly_nodes_binds_with_fs_options_propagation(oci):
     assert res.returncode == 125 and "'bogus' is not a flag of a bind mount" in res.stderr
 
 
+def test_newer_capabilities_left_out_and_unknown_properties_ignored(oci):
+    """A capability this kernel (or python-prctl) does not know is left out with a
+    warning, as runc does; a name that is no capability is refused; a property the spec
+    does not define is ignored (config.md, Extensibility)."""
+    from minirun import caps
+    from minirun.oci.config import _cap_last_cap
+    unknown_here = "CHECKPOINT_RESTORE" not in caps.all_names() or _cap_last_cap() < 40
+
+    def change(doc):
+        doc["process"]["capabilities"]["bounding"] += ["CAP_CHECKPOINT_RESTORE"]
+        doc["unknown"] = {"anything": 1}
+        doc["linux"]["resources"] = {"pids": {"limit": 50, "future": True}}
+    res = oci.run(["sh", "-c", "grep CapBnd /proc/self/status"], change)
+    assert res.returncode == 0, res.stderr
+    bnd = int(res.stdout.split()[1], 16)
+    assert bool(bnd & (1 << 40)) != unknown_here
+    said = "minirun-oci: warning: config.json: process.capabilities: " \
+        "CAP_CHECKPOINT_RESTORE unknown to this kernel (or to python-prctl), left out\n"
+    assert res.stderr == (said if unknown_here else "")
+    oci.config(["true"], lambda d: d["process"]["capabilities"]["bounding"].append(
+        "CAP_TEST"))
+    res = oci("create", "--bundle", str(oci.bundle), "c2")
+    assert res.returncode == 125 and "unknown capability 'CAP_TEST'" in res.stderr
+
+
 def test_devices_and_the_device_cgroup(oci):
     def change(doc):
         doc["process"]["capabilities"] = {s: ["CAP_MKNOD", "CAP_SYS_RAWIO", "CAP_DAC_OVERRIDE"]

@@ -295,3 +295,37 @@ def test_features_lists_what_is_checked():
     assert "createContainer" in f["hooks"] and "rbind" in f["mountOptions"]
     assert "CAP_NET_ADMIN" in f["linux"]["capabilities"]
     assert "user" not in f["linux"]["namespaces"]
+
+
+def test_extra_resources_into_the_cgroup_files(tmp_path):
+    """cgroup.apply_extra against plain directories: v1's files per controller (the
+    kernel-memory files only where they exist), v2's cpu.max in one line."""
+    from minirun import cgroups as cg
+    from minirun.errors import MinirunError
+    from minirun.oci.cgroup import apply_extra
+    extra = (("memory.disableOOMKiller", 1), ("memory.reservation", 4096),
+             ("memory.swappiness", 10), ("memory.kernel", 8192),
+             ("memory.kernelTCP", 8192), ("cpu.period", 500000), ("cpu.quota", 50000),
+             ("cpu.mems", "0"))
+    dirs = {c: tmp_path / "v1" / c for c in ("memory", "cpu", "cpuset")}
+    for d in dirs.values():
+        d.mkdir(parents=True)
+    (dirs["memory"] / "memory.kmem.tcp.limit_in_bytes").write_text("")
+    apply_extra(cg.group_of(1, [[[c], str(d)] for c, d in dirs.items()]), 1, extra)
+
+    def files(d):
+        return {f.name: f.read_text() for f in d.iterdir()}
+    assert files(dirs["memory"]) == {
+        "memory.oom_control": "1", "memory.soft_limit_in_bytes": "4096",
+        "memory.swappiness": "10", "memory.kmem.tcp.limit_in_bytes": "8192"}
+    assert files(dirs["cpu"]) == {"cpu.cfs_period_us": "500000",
+                                  "cpu.cfs_quota_us": "50000"}
+    assert files(dirs["cpuset"]) == {"cpuset.mems": "0"}
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    g2 = cg.group_of(2, [[["cpu", "memory", "cpuset"], str(v2)]])
+    apply_extra(g2, 2, (("memory.reservation", 4096), ("memory.kernel", 1),
+                        ("cpu.quota", 50000), ("cpu.mems", "0")))
+    assert files(v2) == {"memory.low": "4096", "cpu.max": "50000 100000", "cpuset.mems": "0"}
+    with pytest.raises(MinirunError, match="disableOOMKiller is not supported on cgroup v2"):
+        apply_extra(g2, 2, (("memory.disableOOMKiller", 1),))
