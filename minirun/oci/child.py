@@ -9,7 +9,8 @@
                paths, hostname,
                the pty (its master to --console-socket)          -- READY -->
     block reading the exec fifo                 ...  `start` writes one byte into it
-    startContainer hooks, then process.become (the user's program)
+    startContainer hooks, then process.become (the user's program); its exec closes
+    the execd fifo, which `start` reads to the end before the poststart hooks
 
 The messages are those of minirun's own start (sync.py), plus READY; an error line
 carries the exit code. After READY the runtime is gone: a failure is written to the
@@ -38,6 +39,7 @@ READY = "ready"
 class Plan(NamedTuple):
     spec: Spec
     fifo_fd: int                 # the exec fifo, opened read-write (see create.py)
+    execd_fd: int                # the execd fifo: close-on-exec, its end tells `start`
     console_fd: int | None       # connected to --console-socket
     join_fds: dict               # namespace type -> fd of its path (not pid)
     seccomp_bpf: bytes | None
@@ -54,7 +56,8 @@ def child_main(sock: socket.socket, plan: Plan) -> None:
 
 def _run(chan: Channel, plan: Plan) -> None:
     spec = plan.spec
-    _close_inherited_fds({chan.sock.fileno(), plan.fifo_fd, plan.console_fd,
+    _close_inherited_fds({chan.sock.fileno(), plan.fifo_fd, plan.execd_fd,
+                          plan.console_fd,
                           *plan.join_fds.values()})
     os.setsid()
     kern = k.kernel

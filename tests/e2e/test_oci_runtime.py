@@ -165,6 +165,24 @@ def test_hooks_get_the_state_in_order(oci):
     assert states["createContainer"]["status"] == "created"
 
 
+def test_poststart_runs_once_the_program_does(oci):
+    """runtime.md: poststart after the user's program is started: `start` waits for the
+    init's exec, so the hook finds the program's command line at the state's pid."""
+    seen = oci.out / "seen"
+    hook = ("read s; pid=$(echo \"$s\" | grep -o '\"pid\": [0-9]*' | grep -o '[0-9]*$'); "
+            f"tr '\\0' ' ' < /proc/$pid/cmdline > {seen}")
+
+    def change(doc):
+        doc["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}],
+                        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.2"]}]}
+    oci.config(["sleep", "1000"], change)
+    oci.detached("create", "--bundle", str(oci.bundle), "c1")
+    oci.ok("start", "c1")
+    assert seen.read_text() == "sleep 1000 "
+    assert not os.path.exists(oci.root / "c1" / "execd.fifo")
+    oci.ok("delete", "--force", "c1")
+
+
 @pytest.mark.parametrize("name", ["poststart", "poststop"])
 def test_failing_poststart_poststop_hook_warns_and_the_rest_runs(oci, name):
     """runtime.md: a failing poststart/poststop hook is a warning; the remaining hooks
