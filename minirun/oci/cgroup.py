@@ -63,7 +63,7 @@ def create(spec, cid: str, root: str, systemd: bool) -> dict | None:
     layout = cg.detect()
     rel = rel_path(spec.cgroups_path, cid, systemd)
     if layout is None:
-        if spec.resources.any() or spec.device_rules:
+        if spec.resources.any() or spec.device_rules or spec.cgroup_extra:
             raise MinirunError("linux.resources needs cgroups, and none are mounted")
         return None
     tag = tag_of(root)
@@ -78,9 +78,51 @@ def create(spec, cid: str, root: str, systemd: bool) -> dict | None:
     except FileExistsError:
         data["owned"] = False   # an engine's own cgroup: joined, limits written, kept
         g.apply(spec.resources)
+    apply_extra(g, layout.version, spec.cgroup_extra)
     if spec.device_rules:
         data["devices"] = _devices(spec, rel, tag, layout.version)
     return data
+
+
+# config.py's extra resources -> (controller, file, value format) per cgroup version;
+# None: not on this version (refused); the kernel limits are written where they exist.
+_V1 = {"cpu.period": ("cpu", "cpu.cfs_period_us"), "cpu.quota": ("cpu", "cpu.cfs_quota_us"),
+       "cpu.mems": ("cpuset", "cpuset.mems"),
+       "memory.reservation": ("memory", "memory.soft_limit_in_bytes"),
+       "memory.swappiness": ("memory", "memory.swappiness"),
+       "memory.disableOOMKiller": ("memory", "memory.oom_control"),
+       "memory.kernel": ("memory", "memory.kmem.limit_in_bytes"),
+       "memory.kernelTCP": ("memory", "memory.kmem.tcp.limit_in_bytes")}
+_V2 = {"cpu.mems": ("cpuset", "cpuset.mems"),
+       "memory.reservation": ("memory", "memory.low")}
+_OPTIONAL = ("memory.kernel", "memory.kernelTCP")
+
+
+def apply_extra(g, version: int, extra) -> None:
+    """The resources Resources has no field for. Period before quota (v1), both in one
+    cpu.max line on v2."""
+    values = dict(extra)
+    if version == 2:
+        if "cpu.period" in values or "cpu.quota" in values:
+            quota = values.get("cpu.quota", -1)
+            cg.write(g.path, "cpu.max", f"{'max' if quota < 0 else quota} "
+                     f"{values.get('cpu.period', 100000)}")
+        for name, value in extra:
+            if name in ("cpu.period", "cpu.quota") or name in _OPTIONAL:
+                continue  # v2 has no kernel memory limits: ignored, as runc does
+            if name not in _V2:
+                raise MinirunError(f"linux.resources.{name} is not supported on cgroup v2")
+            cg.write(g.path, _V2[name][1], str(value))
+        return
+    for name, value in extra:
+        ctrl, fname = _V1[name]
+        d = g.dir_for(ctrl)
+        if d is None:
+            raise MinirunError(f"linux.resources.{name} needs the cgroup controller "
+                               f"{ctrl!r}, which is not mounted")
+        if name in _OPTIONAL and not os.path.exists(os.path.join(d, fname)):
+            continue
+        cg.write(d, fname, str(value))
 
 
 def _make_ancestors(path: str, tag: str) -> None:

@@ -5,10 +5,12 @@
     <-- GO --  unshare the cgroup namespace, make / private, bind the root onto itself,
                the mounts of config.json (rootfs.py: every target opened below the root),
                the default /dev, linux.devices, createContainer hooks, pivot_root,
-               read-only root, sysctl, masked and read-only paths, hostname,
+               rootfsPropagation, read-only root, sysctl, masked and read-only
+               paths, hostname,
                the pty (its master to --console-socket)          -- READY -->
     block reading the exec fifo                 ...  `start` writes one byte into it
-    startContainer hooks, then process.become (the user's program)
+    startContainer hooks, then process.become (the user's program); its exec closes
+    the execd fifo, which `start` reads to the end before the poststart hooks
 
 The messages are those of minirun's own start (sync.py), plus READY; an error line
 carries the exit code. After READY the runtime is gone: a failure is written to the
@@ -37,6 +39,7 @@ READY = "ready"
 class Plan(NamedTuple):
     spec: Spec
     fifo_fd: int                 # the exec fifo, opened read-write (see create.py)
+    execd_fd: int                # the execd fifo: close-on-exec, its end tells `start`
     console_fd: int | None       # connected to --console-socket
     join_fds: dict               # namespace type -> fd of its path (not pid)
     seccomp_bpf: bytes | None
@@ -53,7 +56,8 @@ def child_main(sock: socket.socket, plan: Plan) -> None:
 
 def _run(chan: Channel, plan: Plan) -> None:
     spec = plan.spec
-    _close_inherited_fds({chan.sock.fileno(), plan.fifo_fd, plan.console_fd,
+    _close_inherited_fds({chan.sock.fileno(), plan.fifo_fd, plan.execd_fd,
+                          plan.console_fd,
                           *plan.join_fds.values()})
     os.setsid()
     kern = k.kernel
@@ -107,7 +111,12 @@ def _say(msg: str) -> None:
 
 
 def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
-    kern.mount(None, "/", None, spec.propagation)
+    # Nothing of the container's may propagate back to the host, pivot_root refuses a
+    # shared parent, and a bind from an unbindable mount fails: so every mount is made
+    # private first (slave, if a slave root was asked for: the host's mounts still come
+    # in), and rootfsPropagation is set on the new root once pivot_root is done.
+    kern.mount(None, "/", None, (k.MS_SLAVE if spec.propagation & k.MS_SLAVE
+                                 else k.MS_PRIVATE) | k.MS_REC)
     # pivot_root needs the root to be a mount point of its own
     kern.mount(spec.root, spec.root, None, k.MS_BIND | k.MS_REC)
     root = RootFS(spec.root, kern)
@@ -118,7 +127,7 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
     finally:
         root.close()
     hooks.run_in_child(spec.hooks.get("createContainer", ()), "createContainer",
-                       dict(plan.state, status="creating"))
+                       dict(plan.state, status="created"))
     if plan.no_pivot:
         os.chdir(spec.root)
         kern.mount(spec.root, "/", None, k.MS_MOVE)
@@ -126,6 +135,8 @@ def setup_rootfs(spec: Spec, kern, own_cgroups: dict, plan: Plan) -> None:
         os.chdir("/")
     else:
         pivot_into(spec.root, kern)
+    if spec.propagation_set:
+        kern.mount(None, "/", None, spec.propagation)
     if spec.readonly:
         kern.mount(None, "/", None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY)
     for key, value in spec.sysctl.items():

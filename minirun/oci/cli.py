@@ -21,7 +21,11 @@ _log_json = False
 
 
 def log(level: str, msg: str) -> None:
+    """Errors and warnings into --log; without one, warnings go to stderr (errors are
+    said there by main anyway)."""
     if not _log_file:
+        if level == "warning":
+            print(f"minirun-oci: warning: {msg}", file=sys.stderr)
         return
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     line = (json.dumps({"level": level, "msg": msg, "time": now}) if _log_json

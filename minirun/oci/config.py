@@ -1,14 +1,16 @@
 """config.json (the OCI runtime spec's bundle configuration) -> a checked Spec.
 
-Everything is checked before anything is created. A field minirun does not know, or
-knows but cannot honour, is an error naming the field: never silently ignored. Some
-fields are accepted only in their "nothing asked" form (an empty apparmorProfile, no
-uid mappings...), so that engines which always write them still work.
+Everything is checked before anything is created. A field of the spec that minirun
+cannot honour is an error naming the field: never silently ignored. Some fields are
+accepted only in their "nothing asked" form (an empty apparmorProfile, no uid
+mappings...), so that engines which always write them still work. A property the spec
+does not define at all is ignored, as its "Extensibility" section requires.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import NamedTuple
 
 from .. import kernel as k
@@ -24,6 +26,17 @@ RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZ
            "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
            "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
            "RLIMIT_SIGPENDING", "RLIMIT_STACK")
+# Every Linux capability name with its number (linux/capability.h): a name here that
+# this kernel or python-prctl does not know is left out with a warning; any other name
+# is refused.
+LINUX_CAPS = {n: i for i, n in enumerate((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"))}
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 MOUNT_TYPES = ("bind", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2")
 
@@ -111,6 +124,11 @@ class Spec(NamedTuple):
     sysctl: dict
     masked: tuple[str, ...]
     readonly_paths: tuple[str, ...]
+    # linux.resources that minirun's Resources (Docker's flags) has no field for, as
+    # (name, value) pairs, e.g. ("cpu.period", 500000); cgroup.py writes them
+    cgroup_extra: tuple[tuple[str, int], ...] = ()
+    warnings: tuple[str, ...] = ()             # fields accepted but ignored, said on stderr
+    propagation_set: bool = False              # linux.rootfsPropagation was given
 
     def new_namespaces(self) -> set[str]:
         return {t for t, p in self.namespaces if p is None}
@@ -124,7 +142,8 @@ class Spec(NamedTuple):
 
 
 class _Obj:
-    """One JSON object being read: each field taken is marked, the rest is refused."""
+    """One JSON object being read: each field of the spec is taken, or refused by
+    empty() when minirun cannot honour it; the rest is ignored."""
 
     def __init__(self, d, where: str):
         if d is None:
@@ -163,9 +182,9 @@ class _Obj:
                 raise _bad(self._w(key), "is not supported by minirun")
 
     def done(self) -> None:
-        for key in self.d:
-            if key not in self.seen:
-                raise _bad(self._w(key), "is not a field minirun knows (unsupported)")
+        """Every field of the spec is taken (or refused by empty()) before this; what is
+        left is no property of the spec, and "runtimes MUST ignore unknown properties"
+        (config.md, Extensibility)."""
 
 
 def _bad(where: str, why: str) -> UsageError:
@@ -204,7 +223,12 @@ def parse(doc, bundle: str) -> Spec:
     rpath = os.path.normpath(os.path.join(bundle, rpath))
     if not os.path.isdir(rpath):
         raise _bad("root.path", f"{rpath} is not a directory")
-    proc = parse_process(top.get("process", dict), "process") if "process" in doc else None
+    warnings: list[str] = []
+    proc = (parse_process(top.get("process", dict), "process", warnings)
+            if "process" in doc else None)
+    if warnings:
+        warnings[:] = [f"process.capabilities: {', '.join(warnings)} unknown to this "
+                       "kernel (or to python-prctl), left out"]
     hostname = top.get("hostname", str)
     top.empty("domainname", "solaris", "windows", "vm", "zos")
     mounts = tuple(_mount(m, f"mounts[{i}]")
@@ -216,11 +240,11 @@ def parse(doc, bundle: str) -> Spec:
     linux = _Obj(top.get("linux", dict), "linux")
     namespaces = _namespaces(linux.get("namespaces", list, []))
     linux.empty("uidMappings", "gidMappings", "timeOffsets", "mountLabel", "intelRdt",
-                "personality", "memoryPolicy")
+                "personality", "memoryPolicy", "netDevices")
     devices = tuple(_device(d, f"linux.devices[{i}]")
                     for i, d in enumerate(linux.get("devices", list, [])))
     cgroups_path = linux.get("cgroupsPath", str)
-    resources, rules, allow = _resources(linux.get("resources", dict))
+    resources, rules, allow, extra = _resources(linux.get("resources", dict))
     prop_name = linux.get("rootfsPropagation", str, "")
     if prop_name and prop_name not in PROPAGATION:
         raise _bad("linux.rootfsPropagation", f"{prop_name!r} is not one of "
@@ -242,10 +266,19 @@ def parse(doc, bundle: str) -> Spec:
         raise _bad("linux.sysctl", "needs a network or ipc namespace of the container")
     return Spec(bundle, rpath, readonly, proc, hostname, mounts, hooks, annotations,
                 namespaces, devices, cgroups_path, resources, rules, allow, propagation,
-                seccomp, sysctl, masked, ro_paths)
+                seccomp, sysctl, masked, ro_paths, extra, tuple(warnings),
+                bool(prop_name))
 
 
-def parse_process(d, where: str = "process") -> Process:
+def _cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return max(LINUX_CAPS.values())
+
+
+def parse_process(d, where: str = "process", warnings: list | None = None) -> Process:
     p = _Obj(d, where)
     args = p.strings("args")
     if not args:
@@ -270,14 +303,22 @@ def parse_process(d, where: str = "process") -> Process:
     caps = {}
     cd = _Obj(p.get("capabilities", dict), f"{where}.capabilities")
     from .. import caps as capmod
-    known = set(capmod.all_names())
+    usable = set(capmod.all_names()) - {"LAST_CAP"}
+    last = _cap_last_cap()
     for s in CAP_SETS:
         names = []
         for n in cd.strings(s):
-            name = n[4:] if n.upper().startswith("CAP_") else n
-            if name.upper() not in known:
+            name = (n[4:] if n.upper().startswith("CAP_") else n).upper()
+            number = LINUX_CAPS.get(name)
+            if number is None:
                 raise _bad(f"{where}.capabilities.{s}", f"unknown capability {n!r}")
-            names.append(name.upper())
+            if name not in usable or number > last:
+                # a capability of a newer kernel than this one (or than python-prctl):
+                # nothing can grant it here, so it is left out, as runc does
+                if warnings is not None and f"CAP_{name}" not in warnings:
+                    warnings.append(f"CAP_{name}")
+                continue
+            names.append(name)
         caps[s] = tuple(names)
     cd.done()
     rlimits = []
@@ -328,8 +369,13 @@ def _mount(d, where: str) -> Mount:
         flags |= k.MS_BIND
         if not source:
             raise _bad(f"{where}.source", "is needed for a bind mount")
-        if data:
-            raise _bad(f"{where}.options", f"{data[0]!r} is not an option of a bind mount")
+        # A bind takes no file system options: the kernel ignores the data of a bind
+        # mount, and so does runc; engines copy tmpfs options such as mode=755 onto
+        # binds. Ignored here too, but a bare word that is no mount flag is refused.
+        bare = [o for o in data if "=" not in o]
+        if bare:
+            raise _bad(f"{where}.options", f"{bare[0]!r} is not a flag of a bind mount")
+        data = []
     elif typ not in MOUNT_TYPES:
         raise _bad(f"{where}.type", f"{typ!r} is not supported (one of "
                    f"{', '.join(MOUNT_TYPES)})")
@@ -392,7 +438,10 @@ def _hooks(d) -> dict:
     return out
 
 
-def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
+_CPU_LIST = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+
+
+def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...], tuple]:
     r = _Obj(d, "linux.resources")
     rules, allow = [], []
     for i, x in enumerate(r.get("devices", list, [])):
@@ -409,13 +458,27 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
         rules.append("a" if typ == "a" and (m, n) == ("*", "*") else
                      f"{typ} {m}:{n} {access}")
         allow.append(a)
+    extra: list[tuple[str, int | str]] = []
     mem = _Obj(r.get("memory", dict), "linux.resources.memory")
     limit, swap = mem.get("limit", int), mem.get("swap", int)
-    mem.get("disableOOMKiller", bool)  # false is the default; true is refused below
-    if mem.d.get("disableOOMKiller"):
-        raise _bad("linux.resources.memory.disableOOMKiller", "is not supported by minirun")
-    mem.empty("reservation", "kernel", "kernelTCP", "swappiness", "useHierarchy",
-              "checkBeforeUpdate")
+    if mem.get("disableOOMKiller", bool):
+        extra.append(("memory.disableOOMKiller", 1))
+    reservation = mem.get("reservation", int)
+    if reservation is not None:
+        extra.append(("memory.reservation", reservation))
+    swappiness = mem.get("swappiness", int)
+    if swappiness is not None:
+        if not 0 <= swappiness <= 100:
+            raise _bad("linux.resources.memory.swappiness", "must be from 0 to 100")
+        extra.append(("memory.swappiness", swappiness))
+    # kernel memory limits: deprecated by the spec, dropped by the kernel (5.16 takes
+    # but ignores kmem.limit_in_bytes); written where the file is, never an error
+    for key in ("kernel", "kernelTCP"):
+        v = mem.get(key, int)
+        if v is not None:
+            extra.append((f"memory.{key}", v))
+    mem.get("useHierarchy", bool)   # v1's hierarchy is always on in kernels since 6.0
+    mem.empty("checkBeforeUpdate")
     mem.done()
     if limit is not None and limit <= 0:
         limit = None
@@ -424,11 +487,24 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
     cpu = _Obj(r.get("cpu", dict), "linux.resources.cpu")
     shares, quota = cpu.get("shares", int), cpu.get("quota", int)
     period, cpus = cpu.get("period", int), cpu.get("cpus", str)
-    cpu.empty("realtimeRuntime", "realtimePeriod", "mems", "idle", "burst")
+    mems = cpu.get("mems", str)
+    cpu.empty("realtimeRuntime", "realtimePeriod", "idle", "burst")
     cpu.done()
-    ncpus = None
-    if quota is not None and quota > 0:
-        ncpus = quota / (period or 100000)
+    # quota and period exactly as given (Resources.cpus would round them to Docker's
+    # fixed period)
+    if period is not None and period != 0:
+        if not 1000 <= period <= 1000000:
+            raise _bad("linux.resources.cpu.period", "must be from 1000 to 1000000 (µs)")
+        extra.append(("cpu.period", period))
+    if quota is not None and quota != 0:
+        if quota < 1000 and quota != -1:
+            raise _bad("linux.resources.cpu.quota", "must be -1 or at least 1000 (µs)")
+        extra.append(("cpu.quota", quota))
+    if mems:
+        if not _CPU_LIST.fullmatch(mems):
+            raise _bad("linux.resources.cpu.mems", f"{mems!r} is not a list of memory "
+                       "nodes like 0-1,3")
+        extra.append(("cpu.mems", mems))
     pids = _Obj(r.get("pids", dict), "linux.resources.pids")
     plimit = pids.get("limit", int)
     pids.done()
@@ -436,9 +512,9 @@ def _resources(d) -> tuple[Resources, tuple[str, ...], tuple[bool, ...]]:
         plimit = None
     r.empty("blockIO", "hugepageLimits", "network", "rdma", "unified")
     r.done()
-    res = Resources(memory=limit, memory_swap=swap, cpus=ncpus, cpu_shares=shares or None,
+    res = Resources(memory=limit, memory_swap=swap, cpu_shares=shares or None,
                     pids_limit=plimit, cpuset_cpus=cpus or None)
-    return res, tuple(rules), tuple(allow)
+    return res, tuple(rules), tuple(allow), tuple(extra)
 
 
 def _seccomp(d) -> str | None:

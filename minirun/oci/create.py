@@ -29,6 +29,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
            console_socket: str | None = None, no_pivot: bool = False,
            systemd: bool = False, log=None) -> ostate.State:
     spec = load(bundle)
+    for w in spec.warnings:
+        if log:
+            log("warning", f"config.json: {w}")
     if spec.process is None:
         raise MinirunError("config.json has no process to run")
     if spec.process.terminal and not console_socket:
@@ -44,6 +47,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     pid = None
     try:
         os.mkfifo(st.fifo, 0o600)
+        os.mkfifo(st.execd, 0o600)
         st.data["cgroup"] = cgroup.create(spec, cid, root, systemd)
         st.save()
         pid = _fork_init(st, spec, bpf, console_socket, no_pivot)
@@ -64,7 +68,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
 def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
     join_fds, pid_path = {}, None
     console = None
-    fifo_fd = ours = theirs = None
+    fifo_fd = execd_fd = ours = theirs = None
     own_pidns = None
     try:
         for t, path in spec.namespaces:
@@ -87,9 +91,11 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
                 raise MinirunError(f"cannot connect to the console socket "
                                    f"{console_socket}: {e.strerror}") from None
         fifo_fd = os.open(st.fifo, os.O_RDWR | os.O_CLOEXEC)
+        # the init's only fd of it closes at its exec (or its death): EOF for `start`
+        execd_fd = os.open(st.execd, os.O_RDWR | os.O_CLOEXEC)
         ours, theirs = socket.socketpair()
-        plan = Plan(spec, fifo_fd, console.fileno() if console else None, join_fds, bpf,
-                    no_pivot, {})
+        plan = Plan(spec, fifo_fd, execd_fd, console.fileno() if console else None,
+                    join_fds, bpf, no_pivot, {})
         # The PID namespace applies to children only: enter it (or a new one) just
         # around the fork, and come back right after, as launch.py does.
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -112,7 +118,7 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
                 signal.signal(s, signal.SIG_DFL)
             child_main(theirs, plan)
     finally:
-        for fd in (*join_fds.values(), pid_path, own_pidns, fifo_fd):
+        for fd in (*join_fds.values(), pid_path, own_pidns, fifo_fd, execd_fd):
             if fd is not None:
                 os.close(fd)
         if console is not None:
@@ -125,7 +131,8 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         st.save()
         _expect(chan, NS)
         cgroup.join(st.data.get("cgroup"), pid)
-        live = st.oci()
+        # the environment exists (lifecycle step 2 done): the hooks see "created"
+        live = dict(st.oci(), status="created")
         hooks.run(spec.hooks["prestart"], "prestart", live)
         hooks.run(spec.hooks["createRuntime"], "createRuntime", live)
         chan.send(json.dumps(live))
@@ -172,11 +179,31 @@ def start(st: ostate.State, log=None) -> None:
     finally:
         os.close(fd)
     os.unlink(st.fifo)
+    _wait_exec(st)
+    # a failing poststart hook is a warning; the others still run (runtime.md)
+    hooks.run(hooks.from_json(st.data["hooks"]["poststart"]), "poststart", st.oci(),
+              warn=log or _ignore)
+
+
+def _wait_exec(st: ostate.State) -> None:
+    """Until the init has exec'd the user's program (or died): its execd fifo fd is
+    close-on-exec, so reading reaches the end then. A state dir of an older minirun
+    has no such fifo."""
     try:
-        hooks.run(hooks.from_json(st.data["hooks"]["poststart"]), "poststart", st.oci())
-    except MinirunError as e:
-        if log:
-            log("warning", str(e))
+        fd = os.open(st.execd, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.set_blocking(fd, True)
+        while os.read(fd, 64):
+            pass
+    finally:
+        os.close(fd)
+        os.unlink(st.execd)
+
+
+def _ignore(_level: str, _msg: str) -> None:
+    pass
 
 
 def parse_signal(text: str) -> int:
@@ -237,12 +264,8 @@ def delete(st: ostate.State, force: bool = False, log=None) -> None:
     if failures and log:
         for f in failures:
             log("warning", str(f))
-    try:
-        hooks.run(hooks.from_json(st.data.get("hooks", {}).get("poststop")), "poststop",
-                  st.oci())
-    except MinirunError as e:
-        if log:
-            log("warning", str(e))
+    hooks.run(hooks.from_json(st.data.get("hooks", {}).get("poststop")), "poststop",
+              st.oci(), warn=log or _ignore)
     shutil.rmtree(st.dir, ignore_errors=True)
 
 

@@ -18,23 +18,33 @@ import subprocess
 from ..errors import MinirunError
 
 
-def run(hooks, name: str, state: dict) -> None:
-    """Run every hook of `name`; raise on the first failure."""
+def run(hooks, name: str, state: dict, warn=None) -> None:
+    """Run every hook of `name`; raise on the first failure, or with `warn` (a
+    log(level, msg) function: poststart, poststop) log it and run the next one."""
     data = json.dumps(state).encode()
     for h in hooks:
-        env = dict(e.split("=", 1) for e in h.env)
         try:
-            res = subprocess.run([h.path, *h.args[1:]], executable=h.path, input=data,
-                                 env=env, capture_output=True, timeout=h.timeout,
-                                 close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise MinirunError(f"{name} hook {h.path} timed out after {h.timeout}s") from None
-        except OSError as e:
-            raise MinirunError(f"{name} hook {h.path}: {e.strerror}") from None
-        if res.returncode != 0:
-            err = res.stderr.decode(errors="replace").strip().splitlines()
-            raise MinirunError(f"{name} hook {h.path} exited with {res.returncode}"
-                               + (f": {err[-1]}" if err else ""))
+            _run_one(h, name, data)
+        except MinirunError as e:
+            if warn is None:
+                raise
+            warn("warning", str(e))
+
+
+def _run_one(h, name: str, data: bytes) -> None:
+    env = dict(e.split("=", 1) for e in h.env)
+    try:
+        res = subprocess.run(list(h.args), executable=h.path, input=data,
+                             env=env, capture_output=True, timeout=h.timeout,
+                             close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise MinirunError(f"{name} hook {h.path} timed out after {h.timeout}s") from None
+    except OSError as e:
+        raise MinirunError(f"{name} hook {h.path}: {e.strerror}") from None
+    if res.returncode != 0:
+        err = res.stderr.decode(errors="replace").strip().splitlines()
+        raise MinirunError(f"{name} hook {h.path} exited with {res.returncode}"
+                           + (f": {err[-1]}" if err else ""))
 
 
 def from_json(items) -> list:

@@ -5,6 +5,8 @@
                  bundle, annotations, creation time, the cgroup made for it, the hooks
                  still to run (poststart, poststop) and what `exec` must join
     exec.fifo    exists from `create` until `start` has released the init
+    execd.fifo   held open by the init until its exec: `start` reads it to its end, so
+                 the poststart hooks run once the user's program does (runtime.md)
 
 The status is derived, never stored: the init alive and create not done -> creating;
 the init alive and the fifo there -> created;
@@ -24,6 +26,7 @@ from .config import OCI_VERSION
 
 DEFAULT_ROOT = "/run/minirun-oci"
 FIFO = "exec.fifo"
+EXECD = "execd.fifo"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 
 
@@ -45,6 +48,10 @@ class State:
     @property
     def fifo(self) -> str:
         return os.path.join(self.dir, FIFO)
+
+    @property
+    def execd(self) -> str:
+        return os.path.join(self.dir, EXECD)
 
     @property
     def pid(self) -> int:

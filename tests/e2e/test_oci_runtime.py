@@ -153,14 +153,56 @@ def test_hooks_get_the_state_in_order(oci):
     assert names[-1] == "poststop" and len(names) == 7
     states = {line.split()[0]: json.loads(line.split(" ", 1)[1]) for line in lines
               if line.split()[0] != "program"}
-    assert states["createRuntime"]["status"] == "creating"
+    # the environment exists once create's step 2 is done (runtime.md, Lifecycle)
+    assert states["prestart"]["status"] == "created"
+    assert states["createRuntime"]["status"] == "created"
     assert states["poststart"]["status"] == "running"
     assert states["poststop"]["status"] == "stopped"
     assert all(s["id"] == "c1" and s["annotations"] == {"who": "test"}
                for s in states.values())
     assert states["createRuntime"]["pid"] > 0
     assert states["createContainer"]["pid"] == states["createRuntime"]["pid"]
-    assert states["createContainer"]["status"] == "creating"
+    assert states["createContainer"]["status"] == "created"
+
+
+def test_poststart_runs_once_the_program_does(oci):
+    """runtime.md: poststart after the user's program is started: `start` waits for the
+    init's exec, so the hook finds the program's command line at the state's pid."""
+    seen = oci.out / "seen"
+    hook = ("read s; pid=$(echo \"$s\" | grep -o '\"pid\": [0-9]*' | grep -o '[0-9]*$'); "
+            f"tr '\\0' ' ' < /proc/$pid/cmdline > {seen}")
+
+    def change(doc):
+        doc["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}],
+                        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.2"]}]}
+    oci.config(["sleep", "1000"], change)
+    oci.detached("create", "--bundle", str(oci.bundle), "c1")
+    oci.ok("start", "c1")
+    assert seen.read_text() == "sleep 1000 "
+    assert not os.path.exists(oci.root / "c1" / "execd.fifo")
+    oci.ok("delete", "--force", "c1")
+
+
+@pytest.mark.parametrize("name", ["poststart", "poststop"])
+def test_failing_poststart_poststop_hook_warns_and_the_rest_runs(oci, name):
+    """runtime.md: a failing poststart/poststop hook is a warning; the remaining hooks
+    and the lifecycle go on."""
+    mark = oci.out / "after"
+
+    def change(doc):
+        doc["hooks"] = {name: [{"path": "/bin/false", "args": ["false"]},
+                               {"path": "/bin/sh", "args": ["sh", "-c", f"echo ran > {mark}"]}]}
+    oci.config(["true"], change)
+    oci.detached("create", "--bundle", str(oci.bundle), "c1")
+    res = oci("start", "c1")
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: oci.status("c1") == "stopped")
+    res2 = oci("delete", "c1")
+    assert res2.returncode == 0, res2.stderr
+    said = res.stderr if name == "poststart" else res2.stderr
+    assert said == f"minirun-oci: warning: {name} hook /bin/false exited with 1\n"
+    assert mark.read_text() == "ran\n"
+    assert oci("list", "-q").stdout == ""
 
 
 def test_failing_hook_fails_create_and_leaves_nothing(oci):
@@ -286,6 +328,93 @@ def test_what_config_json_asks_of_the_container(oci):
     assert out[10].startswith("uid=1000 gid=1000 groups=") and "5" in out[10] \
         and "6" in out[10], out[10]
     assert out[11] == "null-ok"
+
+
+def test_resources_beyond_dockers_flags(oci):
+    """linux.resources that `minirun run` has no flag for, in the v1 cgroup files."""
+    def change(doc):
+        doc["linux"]["resources"] = {
+            "memory": {"limit": 50593792, "reservation": 40 << 20, "swap": 50593792,
+                       "kernelTCP": 50593792, "swappiness": 10, "disableOOMKiller": True},
+            "cpu": {"shares": 2048, "quota": 50000, "period": 500000, "cpus": "0",
+                    "mems": "0"}}
+    oci.config(["sleep", "1000"], change)
+    oci.detached("create", "--bundle", str(oci.bundle), "c1")
+    base = "/sys/fs/cgroup/{}/" + oci.host.cgroup_tag + "/oci/{}"
+
+    def read(ctrl, name):
+        with open(base.format(ctrl, name)) as f:
+            return f.read().strip()
+    assert read("memory", "memory.limit_in_bytes") == "50593792"
+    assert read("memory", "memory.soft_limit_in_bytes") == str(40 << 20)
+    assert read("memory", "memory.kmem.tcp.limit_in_bytes") == "50593792"
+    assert read("memory", "memory.swappiness") == "10"
+    assert "oom_kill_disable 1" in read("memory", "memory.oom_control")
+    assert read("cpu", "cpu.cfs_period_us") == "500000"
+    assert read("cpu", "cpu.cfs_quota_us") == "50000"
+    assert read("cpu", "cpu.shares") == "2048"
+    assert (read("cpuset", "cpuset.cpus"), read("cpuset", "cpuset.mems")) == ("0", "0")
+    oci.ok("delete", "c1")
+    assert not os.path.exists(base.format("memory", ""))
+
+
+def test_masked_and_readonly_nodes_binds_with_fs_options_propagation(oci):
+    """A masked device node or fifo gets /dev/null bound over it, a read-only one is
+    bound read-only onto itself; a bind ignores tmpfs options such as mode=755 (as the
+    kernel does); rootfsPropagation is that of the container's /."""
+    script = "; ".join([
+        "stat -c '%F %t,%T' /dev/masked-fifo /dev/masked-zero",
+        "echo x > /dev/ro-zero 2>/dev/null; grep ' /dev/ro-zero ' /proc/self/mountinfo"
+        " | grep -c ' ro,'",
+        "ls /mnt/etc/hostname",
+        "awk '$5 == \"/\" {print $7}' /proc/self/mountinfo | cut -d: -f1",
+    ])
+
+    def change(doc):
+        doc["linux"]["devices"] = [
+            {"path": "/dev/masked-fifo", "type": "p"},
+            {"path": "/dev/masked-zero", "type": "c", "major": 1, "minor": 5},
+            {"path": "/dev/ro-zero", "type": "c", "major": 1, "minor": 5}]
+        doc["linux"]["maskedPaths"] += ["/dev/masked-fifo", "/dev/masked-zero"]
+        doc["linux"]["readonlyPaths"] += ["/dev/ro-zero"]
+        doc["mounts"].append({"destination": "/mnt/etc", "source": "/etc",
+                              "options": ["rbind", "nosuid", "mode=755", "size=1k"]})
+        doc["linux"]["rootfsPropagation"] = "shared"
+    res = oci.run(["sh", "-c", script], change)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out[:2] == ["character special file 1,3"] * 2, out
+    assert out[2:5] == ["1", "/mnt/etc/hostname", "shared"], out
+    # a bare word that is no mount flag is still refused on a bind
+    oci.config(["true"], lambda d: d["mounts"].append(
+        {"destination": "/mnt", "source": "/etc", "options": ["rbind", "bogus"]}))
+    res = oci("create", "--bundle", str(oci.bundle), "c2")
+    assert res.returncode == 125 and "'bogus' is not a flag of a bind mount" in res.stderr
+
+
+def test_newer_capabilities_left_out_and_unknown_properties_ignored(oci):
+    """A capability this kernel (or python-prctl) does not know is left out with a
+    warning, as runc does; a name that is no capability is refused; a property the spec
+    does not define is ignored (config.md, Extensibility)."""
+    from minirun import caps
+    from minirun.oci.config import _cap_last_cap
+    unknown_here = "CHECKPOINT_RESTORE" not in caps.all_names() or _cap_last_cap() < 40
+
+    def change(doc):
+        doc["process"]["capabilities"]["bounding"] += ["CAP_CHECKPOINT_RESTORE"]
+        doc["unknown"] = {"anything": 1}
+        doc["linux"]["resources"] = {"pids": {"limit": 50, "future": True}}
+    res = oci.run(["sh", "-c", "grep CapBnd /proc/self/status"], change)
+    assert res.returncode == 0, res.stderr
+    bnd = int(res.stdout.split()[1], 16)
+    assert bool(bnd & (1 << 40)) != unknown_here
+    said = "minirun-oci: warning: config.json: process.capabilities: " \
+        "CAP_CHECKPOINT_RESTORE unknown to this kernel (or to python-prctl), left out\n"
+    assert res.stderr == (said if unknown_here else "")
+    oci.config(["true"], lambda d: d["process"]["capabilities"]["bounding"].append(
+        "CAP_TEST"))
+    res = oci("create", "--bundle", str(oci.bundle), "c2")
+    assert res.returncode == 125 and "unknown capability 'CAP_TEST'" in res.stderr
 
 
 def test_devices_and_the_device_cgroup(oci):

@@ -79,7 +79,71 @@ def test_joined_namespace_and_resources(bundle):
     assert s.device_allow == (False, True, True)
     r = s.resources
     assert (r.memory, r.memory_swap, r.cpu_shares, r.cpus, r.pids_limit, r.cpuset_cpus) == \
-        (64 << 20, 128 << 20, 512, 0.5, 100, "0")
+        (64 << 20, 128 << 20, 512, None, 100, "0")
+    # quota and period are written as given, not as Docker's --cpus
+    assert s.cgroup_extra == (("cpu.period", 100000), ("cpu.quota", 50000))
+
+
+def test_resources_beyond_dockers_flags(bundle):
+    doc = base()
+    doc["linux"]["resources"] = {
+        "memory": {"limit": 50 << 20, "reservation": 40 << 20, "swap": 50 << 20,
+                   "kernel": 50 << 20, "kernelTCP": 50 << 20, "swappiness": 10,
+                   "disableOOMKiller": True},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 500000, "cpus": "0",
+                "mems": "0"}}
+    s = parse(doc, bundle)
+    assert s.resources.memory == 50 << 20 and s.resources.cpuset_cpus == "0"
+    assert dict(s.cgroup_extra) == {
+        "memory.disableOOMKiller": 1, "memory.reservation": 40 << 20,
+        "memory.swappiness": 10, "memory.kernel": 50 << 20, "memory.kernelTCP": 50 << 20,
+        "cpu.period": 500000, "cpu.quota": 50000, "cpu.mems": "0"}
+    # disableOOMKiller false asks for nothing
+    doc["linux"]["resources"] = {"memory": {"disableOOMKiller": False}}
+    assert parse(doc, bundle).cgroup_extra == ()
+
+
+def test_unknown_properties_are_ignored(bundle):
+    """config.md, Extensibility: runtimes MUST ignore unknown properties (but a known
+    one minirun cannot honour is still refused, above)."""
+    doc = base()
+    doc["unknown"] = {"x": 1}
+    doc["process"]["bogus"] = True
+    doc["hooks"] = {"onfire": []}
+    doc["linux"]["resources"] = {"memory": {"future": 1}}
+    s = parse(doc, bundle)
+    assert s.process.args == ("sh",)
+
+
+def test_bind_mount_ignores_file_system_options(bundle):
+    doc = base()
+    doc["mounts"].append({"destination": "/mnt", "source": "/etc",
+                          "options": ["rbind", "nosuid", "strictatime", "mode=755",
+                                      "size=1k", "rshared"]})
+    m = parse(doc, bundle).mounts[-1]
+    assert m.type == "bind" and m.data is None
+    assert m.flags & k.MS_BIND and m.flags & k.MS_REC and m.flags & k.MS_NOSUID
+    assert m.propagation == k.MS_SHARED | k.MS_REC
+
+
+def test_capabilities_newer_than_the_kernel_are_left_out(bundle, monkeypatch):
+    monkeypatch.setattr(config, "_cap_last_cap", lambda: 39)
+    doc = base()
+    doc["process"]["capabilities"]["bounding"] = ["CAP_CHOWN", "CAP_BPF",
+                                                  "CAP_CHECKPOINT_RESTORE"]
+    s = parse(doc, bundle)
+    assert s.process.caps["bounding"] == ("CHOWN", "BPF")
+    assert len(s.warnings) == 1 and "CAP_CHECKPOINT_RESTORE" in s.warnings[0]
+    assert "CAP_CHOWN" not in s.warnings[0]
+
+
+def test_rootfs_propagation(bundle):
+    doc = base()
+    s = parse(doc, bundle)
+    assert not s.propagation_set and s.propagation == k.MS_PRIVATE | k.MS_REC
+    doc["linux"]["rootfsPropagation"] = "shared"
+    s = parse(doc, bundle)
+    assert s.propagation_set and s.propagation == k.MS_SHARED
 
 
 def test_hooks_and_seccomp(bundle):
@@ -100,11 +164,9 @@ def test_hooks_and_seccomp(bundle):
 
 @pytest.mark.parametrize("change, words", [
     (lambda d: d.update(solaris={"milestone": "x"}), "solaris is not supported"),
-    (lambda d: d.update(foo=1), "foo is not a field minirun knows"),
     (lambda d: d["process"].update(apparmorProfile="p"), "process.apparmorProfile is not "
      "supported"),
     (lambda d: d["process"].update(selinuxLabel="l"), "process.selinuxLabel is not supported"),
-    (lambda d: d["process"].update(bogus=True), "process.bogus is not a field"),
     (lambda d: d["process"].update(args=[]), "process.args must name a command"),
     (lambda d: d["process"].update(cwd="rel"), "process.cwd must be an absolute path"),
     (lambda d: d["process"].update(env=["NOEQUALS"]), "is not NAME=VALUE"),
@@ -132,10 +194,21 @@ def test_hooks_and_seccomp(bundle):
     (lambda d: d["linux"].update(rootfsPropagation="sideways"), "'sideways' is not one of"),
     (lambda d: d["linux"].update(resources={"blockIO": {"weight": 10}}),
      "linux.resources.blockIO is not supported"),
-    (lambda d: d["linux"].update(resources={"memory": {"swappiness": 10}}),
-     "linux.resources.memory.swappiness is not supported"),
     (lambda d: d["linux"].update(resources={"cpu": {"realtimeRuntime": 1}}),
      "linux.resources.cpu.realtimeRuntime is not supported"),
+    (lambda d: d["linux"].update(resources={"memory": {"swappiness": 101}}),
+     "linux.resources.memory.swappiness must be from 0 to 100"),
+    (lambda d: d["linux"].update(resources={"cpu": {"mems": "0-x"}}),
+     "linux.resources.cpu.mems '0-x' is not a list of memory nodes"),
+    (lambda d: d["linux"].update(resources={"cpu": {"period": 10}}),
+     "linux.resources.cpu.period must be from 1000"),
+    (lambda d: d["linux"].update(netDevices={"eth0": {}}), "linux.netDevices is not "
+     "supported"),
+    (lambda d: d["process"]["capabilities"].update(bounding=["CAP_LAST_CAP"]),
+     "unknown capability 'CAP_LAST_CAP'"),
+    (lambda d: d["mounts"].append({"destination": "/x", "type": "bind", "source": "/x",
+                                   "options": ["rbind", "bogus"]}),
+     "mounts[6].options 'bogus' is not a flag of a bind mount"),
     (lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY"}),
      "SCMP_ACT_NOTIFY is not supported"),
     (lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW",
@@ -150,7 +223,6 @@ def test_hooks_and_seccomp(bundle):
      "mounts[6].source is needed for a bind mount"),
     (lambda d: d.update(hooks={"prestart": [{"path": "rel"}]}),
      "hooks.prestart[0].path must be an absolute path"),
-    (lambda d: d.update(hooks={"onfire": []}), "hooks.onfire is not a field"),
     (lambda d: d["linux"].update(devices=[{"path": "/etc/x", "type": "c"}]),
      "must be a path below /dev"),
     (lambda d: d["linux"].update(sysctl={"net.ipv4.ip_forward": 1}),
@@ -223,3 +295,37 @@ def test_features_lists_what_is_checked():
     assert "createContainer" in f["hooks"] and "rbind" in f["mountOptions"]
     assert "CAP_NET_ADMIN" in f["linux"]["capabilities"]
     assert "user" not in f["linux"]["namespaces"]
+
+
+def test_extra_resources_into_the_cgroup_files(tmp_path):
+    """cgroup.apply_extra against plain directories: v1's files per controller (the
+    kernel-memory files only where they exist), v2's cpu.max in one line."""
+    from minirun import cgroups as cg
+    from minirun.errors import MinirunError
+    from minirun.oci.cgroup import apply_extra
+    extra = (("memory.disableOOMKiller", 1), ("memory.reservation", 4096),
+             ("memory.swappiness", 10), ("memory.kernel", 8192),
+             ("memory.kernelTCP", 8192), ("cpu.period", 500000), ("cpu.quota", 50000),
+             ("cpu.mems", "0"))
+    dirs = {c: tmp_path / "v1" / c for c in ("memory", "cpu", "cpuset")}
+    for d in dirs.values():
+        d.mkdir(parents=True)
+    (dirs["memory"] / "memory.kmem.tcp.limit_in_bytes").write_text("")
+    apply_extra(cg.group_of(1, [[[c], str(d)] for c, d in dirs.items()]), 1, extra)
+
+    def files(d):
+        return {f.name: f.read_text() for f in d.iterdir()}
+    assert files(dirs["memory"]) == {
+        "memory.oom_control": "1", "memory.soft_limit_in_bytes": "4096",
+        "memory.swappiness": "10", "memory.kmem.tcp.limit_in_bytes": "8192"}
+    assert files(dirs["cpu"]) == {"cpu.cfs_period_us": "500000",
+                                  "cpu.cfs_quota_us": "50000"}
+    assert files(dirs["cpuset"]) == {"cpuset.mems": "0"}
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    g2 = cg.group_of(2, [[["cpu", "memory", "cpuset"], str(v2)]])
+    apply_extra(g2, 2, (("memory.reservation", 4096), ("memory.kernel", 1),
+                        ("cpu.quota", 50000), ("cpu.mems", "0")))
+    assert files(v2) == {"memory.low": "4096", "cpu.max": "50000 100000", "cpuset.mems": "0"}
+    with pytest.raises(MinirunError, match="disableOOMKiller is not supported on cgroup v2"):
+        apply_extra(g2, 2, (("memory.disableOOMKiller", 1),))
