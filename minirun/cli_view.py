@@ -47,15 +47,15 @@ def ps(ctx, show_all, quiet, last, latest, filters, no_trunc, fmt):
     """List containers (running ones; all with -a), newest first."""
     from . import docker_view as v
     from .lifecycle import reclaim
-    from .state import all_containers
     paths = ctx.obj["paths"]
     wanted = v.parse_filters(filters)
     with template_errors():
         if fmt:
             v.parse_format(fmt)  # a bad template fails before anything is read
-        reclaim(paths)
+        listing: list = []
+        reclaim(paths, listing)
         now = time.time()
-        chosen = v.select(all_containers(paths), wanted, show_all, 1 if latest else last)
+        chosen = v.select(listing, wanted, show_all, 1 if latest else last)
         rows = [v.ps_row(c, w, now, trunc=not no_trunc) for c, w in chosen]
         echo_lines(v.render_rows(fmt, rows, v.PS_DEFAULT, v.PS_HEADERS, "ID", quiet))
 

@@ -17,7 +17,7 @@ from .errors import Conflict, MinirunError, TeardownError
 from .record import RUNNING, STOPPED, Container
 from .procs import process_alive, signal_container, wait_gone
 from .state import (Paths, all_containers, delete_record, is_running, locked,
-                    lookup, owner_alive, reload, save, sweep)
+                    load, lookup, owner_alive, reload, save, sweep)
 from .failures import Failure
 from .teardown import teardown
 
@@ -230,14 +230,16 @@ def _stop_a_start(c: Container, timeout: float = 15) -> Container | None:
     return reload(c)
 
 
-def reclaim(paths: Paths) -> list[str]:
+def reclaim(paths: Paths, listing: list | None = None) -> list[str]:
     """Finish every container whose process and owner are gone (crash, SIGKILL, reboot):
     a start that never completed is rolled back and its record removed; a container
     that ran is recorded as exited. Also sweeps half-written files. Returns the names
-    reclaimed."""
+    reclaimed; `listing`, if given, receives every container as it is afterwards, so
+    `ps` reads each record once, not three times (a few ms per hundred containers)."""
     done = []
-    sweep(paths)
-    for c in all_containers(paths):
+    known = {c.id: c for c in all_containers(paths)}
+    sweep(paths, known)
+    for c in known.values():
         if owner_alive(c) or (c.state == STOPPED and c.torn_down):
             continue
         if c.state in ("creating", "created"):
@@ -247,6 +249,12 @@ def reclaim(paths: Paths) -> list[str]:
         else:
             continue
         done.append(c.name)
+        known[c.id] = None  # changed: read again below
+    if listing is not None:
+        for cid, c in known.items():
+            c = c if c is not None else load(paths, cid)
+            if c is not None:
+                listing.append(c)
     return done
 
 

@@ -180,10 +180,12 @@ def delete_record(c: Container) -> None:
     fsutil.remove_tree(gone)
 
 
-def sweep(paths: Paths) -> list[str]:
+def sweep(paths: Paths, known: dict | None = None) -> list[str]:
     """Remove what a SIGKILLed minirun left half-made: staging and removal directories and
     temporary files whose process is gone, container directories without a record, and
-    name entries that point nowhere. Returns what was removed."""
+    name entries that point nowhere. Returns what was removed. `known`: records just
+    read (id -> Container), used instead of reading them again; an id not in it is read
+    (it may have been created since)."""
     import shutil
     removed = []
     try:
@@ -211,7 +213,11 @@ def sweep(paths: Paths) -> list[str]:
             if e.name.startswith("."):
                 continue
             cid = fsutil.read_text(Path(e.path), "").strip()
-            c = load(paths, cid) if cid and "/" not in cid else None
+            c = None
+            if cid and "/" not in cid:
+                c = (known or {}).get(cid)
+                if c is None or c.name != e.name:  # created or renamed since: read it now
+                    c = load(paths, cid)
             if c is None or c.name != e.name:
                 os.unlink(e.path)
                 removed.append(f"names/{e.name}")
