@@ -41,6 +41,17 @@ def routed_forwards(net: "NetworkInfo", forwards: list) -> list:
     return list(out.values())
 
 
+class _Checked:
+    """Mixed into a NamedTuple: its fields are checked when it is made (`_check`), as a
+    dataclass's __post_init__ would (`dataclasses` costs ~6 ms of every start to import)."""
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls, *args, **kwargs)
+        self._check()
+        return self
+
+
 class _NetworkInfo(NamedTuple):
 
     name: str      # network name, e.g. "minirun"
@@ -54,15 +65,9 @@ class _NetworkInfo(NamedTuple):
     mode: str = "nat"
 
 
-class NetworkInfo(_NetworkInfo):
-    """One minirun network = one bridge. (NamedTuples, checked when made: `dataclasses`
-    would cost ~6 ms of every start to import.)"""
+class NetworkInfo(_Checked, _NetworkInfo):
+    """One minirun network = one bridge."""
     __slots__ = ()
-
-    def __new__(cls, *args, **kwargs):
-        self = super().__new__(cls, *args, **kwargs)
-        self._check()
-        return self
 
     def _check(self) -> None:
         check_name("network name", self.name)
@@ -88,14 +93,9 @@ class _PortForward(NamedTuple):
     container_port: int
 
 
-class PortForward(_PortForward):
+class PortForward(_Checked, _PortForward):
     """One published port, already resolved."""
     __slots__ = ()
-
-    def __new__(cls, *args, **kwargs):
-        self = super().__new__(cls, *args, **kwargs)
-        self._check()
-        return self
 
     def _check(self) -> None:
         if self.proto not in PROTOCOLS:
