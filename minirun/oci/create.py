@@ -84,12 +84,8 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
             else:
                 join_fds[t] = fd
         if console_socket:
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                console.connect(console_socket)
-            except OSError as e:
-                raise MinirunError(f"cannot connect to the console socket "
-                                   f"{console_socket}: {e.strerror}") from None
+            from .process import connect_console
+            console = connect_console(console_socket)
         fifo_fd = os.open(st.fifo, os.O_RDWR | os.O_CLOEXEC)
         # the init's only fd of it closes at its exec (or its death): EOF for `start`
         execd_fd = os.open(st.execd, os.O_RDWR | os.O_CLOEXEC)

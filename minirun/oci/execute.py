@@ -61,12 +61,8 @@ def exec_process(st, proc, *, detach: bool, pid_file: str | None,
         raise MinirunError(f"container {st.id} is not running")
     console = None
     if console_socket:
-        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            console.connect(console_socket)
-        except OSError as e:
-            raise MinirunError(f"cannot connect to the console socket {console_socket}: "
-                               f"{e.strerror}") from None
+        from .process import connect_console
+        console = connect_console(console_socket)
     k.kernel.set_child_subreaper()
     ours, theirs = socket.socketpair()
     joiner = os.fork()

@@ -68,3 +68,17 @@ def seccomp_program(spec_seccomp: str | None, proc) -> bytes | None:
         return None
     from ..seccomp import program_for
     return program_for("custom", spec_seccomp, proc.caps.get("effective", ()))
+
+
+def connect_console(path: str):
+    """The engine's --console-socket, connected: the pty master goes over it (create,
+    exec with process.terminal)."""
+    import socket
+    console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        console.connect(path)
+    except OSError as e:
+        console.close()
+        raise MinirunError(f"cannot connect to the console socket {path}: "
+                           f"{e.strerror}") from None
+    return console
