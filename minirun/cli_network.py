@@ -178,15 +178,11 @@ def reload(ctx):
 def prune(ctx):
     """Remove every network with no container attached, with its bridge and rules (the
     default one stays)."""
-    store = _store(ctx)
-    failed = None
-    for n in store.all():
-        if n.name != "bridge" and not store.containers_of(n):
-            try:
-                store.remove(n.name)
-                click.echo(n.name)
-            except MinirunError as e:
-                click.echo(f"minirun: {e}", err=True)
-                failed = e
+    from .prune import prune_networks
+    names, failed = prune_networks(ctx.obj["paths"])
+    for name in names:
+        click.echo(name)
+    for _name, e in failed:
+        click.echo(f"minirun: {e}", err=True)
     if failed:
-        ctx.exit(failed.exit_code)
+        ctx.exit(failed[-1][1].exit_code)

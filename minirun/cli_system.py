@@ -40,7 +40,8 @@ def prune(ctx, all_, volumes, force):
                    "stopped containers, networks and images asks first: give -f", err=True)
     elif p.confirm(force, what):
         ids, csize, cerr = p.prune_containers(paths)
-        nets, nerr = p.prune_networks(paths)
+        nets, nfailed = p.prune_networks(paths)
+        nerr = [f"network {name}: {e}" for name, e in nfailed]
         lines, isize, ierr = p.prune_images(paths, all_)
         vols, vsize = p.prune_volumes(paths) if volumes else ([], 0)
         errors += cerr + nerr + ierr

@@ -71,18 +71,20 @@ def prune_containers(paths) -> tuple[list[str], int, list[str]]:
     return ids, size, errors
 
 
-def prune_networks(paths) -> tuple[list[str], list[str]]:
+def prune_networks(paths) -> tuple[list[str], list[tuple[str, MinirunError]]]:
+    """Remove every network no container is attached to (not the default one): the names
+    removed, and (name, error) for those that could not be."""
     from .network.networks import NetworkStore
     store = NetworkStore(paths)
-    names, errors = [], []
+    names, failed = [], []
     for n in store.all():
         if n.name != "bridge" and not store.containers_of(n):
             try:
                 store.remove(n.name)
                 names.append(n.name)
             except MinirunError as e:
-                errors.append(f"network {n.name}: {e}")
-    return names, errors
+                failed.append((n.name, e))
+    return names, failed
 
 
 def prune_images(paths, all_: bool) -> tuple[list[str], int, list[str]]:
