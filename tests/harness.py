@@ -136,6 +136,27 @@ class Host:
             raise AssertionError(f"{script} -> {res.returncode}\n{res.stdout}{res.stderr}")
         return res.stdout
 
+    def wait_for(self, probe: str, timeout: float = 10) -> None:
+        """Run the shell command `probe` until it succeeds (a server starting up)."""
+        deadline = time.monotonic() + timeout
+        while self.run(probe).returncode != 0:
+            assert time.monotonic() < deadline, f"timed out: {probe}"
+            time.sleep(0.05)
+
+    def add_lan_host(self, host_ip: str, lan_ip: str) -> None:
+        """"Another host on the LAN": namespace `lan` at `lan_ip`/24 behind a veth, whose
+        host end `lan0` has `host_ip`/24. remove_lan_host() undoes it."""
+        self.sh(f"""
+            ip netns add lan
+            ip link add lan0 type veth peer name eth0 netns lan
+            ip addr add {host_ip}/24 dev lan0 && ip link set lan0 up
+            ip -n lan addr add {lan_ip}/24 dev eth0 && ip -n lan link set eth0 up
+            ip -n lan link set lo up
+        """)
+
+    def remove_lan_host(self) -> None:
+        self.run("ip link del lan0; ip netns del lan")
+
     def inspect(self, name: str) -> dict:
         """`minirun inspect NAME`: Docker's object for the container."""
         [obj] = json.loads(self.minirun("inspect", name, check=True).stdout)
@@ -218,3 +239,36 @@ class Host:
     def cgroup_tag(self) -> str:
         import hashlib
         return "minirun-" + hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+
+
+def podman_on_minirun_cni(host: Host, network: str, bridge: str, default: bool = False,
+                          runtime: str | None = None) -> list[str]:
+    """podman (its CNI backend) with a conflist `network` of minirun's CNI plugin on
+    `bridge` (203.0.113.0/24), all under the host's directory: the podman command to
+    run (`default`: the network podman uses when none is named; `runtime`: --runtime)."""
+    d = host.dir
+    (d / "cni-plugins").mkdir()
+    (d / "net.d").mkdir()
+    plugin = d / "cni-plugins" / "minirun-cni"
+    plugin.write_text(f"#!/bin/sh\nPYTHONPATH={PROJECT} exec {sys.executable} "
+                      "-m minirun.cni.plugin\n")
+    plugin.chmod(0o755)
+    (d / "net.d" / f"{network}.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": network,
+        "plugins": [{"type": "minirun-cni", "bridge": bridge, "subnet": "203.0.113.0/24",
+                     "dataDir": str(host.root / "cni"), "runDir": str(host.runroot / "cni"),
+                     "capabilities": {"portMappings": True}}]}))
+    default_line = f'default_network = "{network}"\n' if default else ""
+    (d / "containers.conf").write_text(f"""\
+[network]
+network_backend = "cni"
+{default_line}cni_plugin_dirs = ["{d}/cni-plugins"]
+network_config_dir = "{d}/net.d"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "{d}/podman-tmp"
+""")
+    return (["env", f"CONTAINERS_CONF={d}/containers.conf", "podman", "--root",
+             str(d / "podman-root"), "--runroot", str(d / "podman-run"), "--storage-driver",
+             "vfs"] + (["--runtime", runtime] if runtime else []))

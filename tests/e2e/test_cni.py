@@ -10,7 +10,6 @@ nothing is left.
 """
 import json
 import sys
-import time
 
 import pytest
 
@@ -39,26 +38,14 @@ def cni(host, command, config, container="ctr1", netns="/run/netns/c1", ifname="
     return res.returncode, out, res.stderr
 
 
-def wait_for(host, probe, timeout=10):
-    deadline = time.monotonic() + timeout
-    while host.run(probe).returncode != 0:
-        assert time.monotonic() < deadline, f"timed out: {probe}"
-        time.sleep(0.05)
-
 
 @pytest.fixture
 def lan(host):
-    host.sh(f"""
-        ip netns add lan
-        ip link add lan0 type veth peer name eth0 netns lan
-        ip addr add {HOST_IP}/24 dev lan0 && ip link set lan0 up
-        ip -n lan addr add {LAN_IP}/24 dev eth0 && ip -n lan link set eth0 up
-        ip -n lan link set lo up
-    """)
+    host.add_lan_host(HOST_IP, LAN_IP)
     try:
         yield
     finally:
-        host.run("ip link del lan0; ip netns del lan")
+        host.remove_lan_host()
 
 
 @pytest.mark.parametrize("firewall", ["nftables", "iptables"])
@@ -89,11 +76,11 @@ def test_add_check_del(host, lan, tmp_path, firewall):
 
         server = host.popen(["ip", "netns", "exec", "c1", "busybox", "httpd", "-f", "-p", "80",
                              "-h", str(www)])
-        wait_for(host, f"curl -sf -m1 http://{addr}:80/")
+        host.wait_for(f"curl -sf -m1 http://{addr}:80/")
         for url in ("http://127.0.0.1:18080/", f"http://{HOST_IP}:18080/"):
-            wait_for(host, f"curl -sf -m1 {url}")
+            host.wait_for(f"curl -sf -m1 {url}")
             assert host.sh(f"curl -sf -m2 {url}") == "hello from c1\n"
-        wait_for(host, f"ip netns exec lan curl -sf -m1 http://{HOST_IP}:18080/")
+        host.wait_for(f"ip netns exec lan curl -sf -m1 http://{HOST_IP}:18080/")
         assert host.sh(f"ip netns exec lan curl -sf -m2 http://{HOST_IP}:18080/") == \
             "hello from c1\n"
 

@@ -11,7 +11,6 @@ the plugins' leftovers itself so the `host` fixture can check for leaks.
 """
 import json
 import os
-import time
 
 import pytest
 
@@ -27,12 +26,6 @@ HOST_IP, LAN_IP = "198.51.100.1", "198.51.100.2"
 SUBNET, GATEWAY = "203.0.113.0/24", "203.0.113.1"
 
 
-def wait_for(host, probe, timeout=10):
-    deadline = time.monotonic() + timeout
-    while host.run(probe).returncode != 0:
-        assert time.monotonic() < deadline, f"timed out: {probe}"
-        time.sleep(0.05)
-
 
 @pytest.fixture
 def cnienv(host, tmp_path):
@@ -47,13 +40,7 @@ def cnienv(host, tmp_path):
                                                           "gateway": GATEWAY}]],
                       "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(leases)}},
             {"type": "portmap", "capabilities": {"portMappings": True}}]}))
-    host.sh(f"""
-        ip netns add lan
-        ip link add lan0 type veth peer name eth0 netns lan
-        ip addr add {HOST_IP}/24 dev lan0 && ip link set lan0 up
-        ip -n lan addr add {LAN_IP}/24 dev eth0 && ip -n lan link set eth0 up
-        ip -n lan link set lo up
-    """)
+    host.add_lan_host(HOST_IP, LAN_IP)
     env = [f"MINIRUN_CNI_CONFIG_DIR={confdir}", f"MINIRUN_CNI_PLUGIN_DIR={PLUGINS}"]
 
     def minirun(*args):
@@ -61,7 +48,7 @@ def cnienv(host, tmp_path):
     try:
         yield minirun, leases
     finally:
-        host.run("ip link del lan0; ip netns del lan")
+        host.remove_lan_host()
         # the plugins' network-wide leftovers (not minirun's; podman leaves them too)
         host.run("ip link del cnibr0; iptables -t nat -F; iptables -t nat -X")
 
@@ -87,7 +74,7 @@ def test_cni_chain_publishes_and_cleans_up(host, cnienv):
     assert len(_leases(leases)) == 1
     for probe in (f"curl -sf -m1 http://{HOST_IP}:18090/",
                   f"ip netns exec lan curl -sf -m1 http://{HOST_IP}:18090/"):
-        wait_for(host, probe)
+        host.wait_for(probe)
         assert host.sh(probe) == "web\n"
     assert "CNI-DN-" in host.sh("iptables-save -t nat")
 

@@ -1,6 +1,5 @@
 """Failure paths: every setup step failing on purpose, teardown twice / in parallel / after
 the kernel objects vanished. Nothing may be left, whatever happens."""
-import json
 import subprocess
 
 import pytest

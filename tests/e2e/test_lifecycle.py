@@ -1,5 +1,4 @@
 """Detached containers and the lifecycle verbs: ps, top, exec, logs, stop, kill, rm, inspect."""
-import json
 import os
 import re
 import time

@@ -1,5 +1,4 @@
 """wait, rename, pause/unpause, exec -d, cp: the lifecycle verbs a Docker user expects."""
-import json
 import os
 import sys
 

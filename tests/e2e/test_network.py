@@ -37,29 +37,18 @@ def lan(host, tmp_path):
     """))
     script.chmod(0o755)
     (www / "index.html").write_text("lan host\n")
-    host.sh(f"""
-        ip netns add lan
-        ip link add lan0 type veth peer name eth0 netns lan
-        ip addr add {HOST_IP}/24 dev lan0 && ip link set lan0 up
-        ip -n lan addr add {LAN_IP}/24 dev eth0 && ip -n lan link set eth0 up
-        ip -n lan link set lo up
-    """)
+    host.add_lan_host(HOST_IP, LAN_IP)
     server = host.popen(["ip", "netns", "exec", "lan", "busybox", "httpd", "-f", "-p", "8000",
                          "-h", str(www)])
     try:
-        wait_tcp(host, f"ip netns exec lan curl -sf -m1 http://{LAN_IP}:8000/")
+        host.wait_for(f"ip netns exec lan curl -sf -m1 http://{LAN_IP}:8000/")
         yield
     finally:
         server.kill()
         server.wait()
-        host.sh("ip link del lan0; ip netns del lan")
+        host.remove_lan_host()
 
 
-def wait_tcp(host, probe, timeout=10):
-    deadline = time.monotonic() + timeout
-    while host.run(probe).returncode != 0:
-        assert time.monotonic() < deadline, f"timed out: {probe}"
-        time.sleep(0.05)
 
 
 def curl(host, url, netns=None, timeout=3):
@@ -293,7 +282,7 @@ def test_subnet_overlapping_a_host_route_is_refused(host):
 
 def test_port_conflicts(host):
     listener = host.popen(["busybox", "nc", "-l", "-p", "8090"])
-    wait_tcp(host, "grep -q ':1F9A ' /proc/net/tcp /proc/net/tcp6")
+    host.wait_for("grep -q ':1F9A ' /proc/net/tcp /proc/net/tcp6")
     res = host.minirun("run", "-d", "--name", "c1", "-p", "8090:80", R, "true")
     assert res.returncode == 125 and "in use" in res.stderr
     listener.kill()

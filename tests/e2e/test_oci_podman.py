@@ -11,11 +11,10 @@ import json
 import os
 import shutil
 import sys
-import time
 
 import pytest
 
-from harness import PROJECT, ROOTFS
+from harness import PROJECT, ROOTFS, podman_on_minirun_cni
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("podman") and shutil.which("conmon")),
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.skipif(
 
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
 
-
-def wait_for(host, probe, timeout=15):
-    deadline = time.monotonic() + timeout
-    while host.run(probe).returncode != 0:
-        assert time.monotonic() < deadline, f"timed out: {probe}"
-        time.sleep(0.05)
 
 
 def oci_wrapper(host, path):
@@ -41,33 +34,9 @@ def oci_wrapper(host, path):
 
 @pytest.fixture
 def podman(host):
-    d = host.dir
-    (d / "cni-plugins").mkdir()
-    (d / "net.d").mkdir()
-    plugin = d / "cni-plugins" / "minirun-cni"
-    plugin.write_text(f"#!/bin/sh\nPYTHONPATH={PROJECT} exec {sys.executable} "
-                      "-m minirun.cni.plugin\n")
-    plugin.chmod(0o755)
-    (d / "net.d" / "ocinet.conflist").write_text(json.dumps({
-        "cniVersion": "1.0.0", "name": "ocinet",
-        "plugins": [{"type": "minirun-cni", "bridge": "ocipod0", "subnet": "203.0.113.0/24",
-                     "dataDir": str(host.root / "cni"), "runDir": str(host.runroot / "cni"),
-                     "capabilities": {"portMappings": True}}]}))
-    (d / "containers.conf").write_text(f"""\
-[network]
-network_backend = "cni"
-default_network = "ocinet"
-cni_plugin_dirs = ["{d}/cni-plugins"]
-network_config_dir = "{d}/net.d"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "{d}/podman-tmp"
-""")
-    runtime = oci_wrapper(host, d / "minirun-oci")
-    base = ["env", f"CONTAINERS_CONF={d}/containers.conf", "podman", "--root",
-            str(d / "podman-root"), "--runroot", str(d / "podman-run"), "--storage-driver",
-            "vfs", "--runtime", str(runtime)]
+    runtime = oci_wrapper(host, host.dir / "minirun-oci")
+    base = podman_on_minirun_cni(host, "ocinet", "ocipod0", default=True,
+                                 runtime=str(runtime))
 
     def run(*args, timeout=120):
         return host.run(base + list(args), timeout=timeout)
@@ -96,7 +65,7 @@ def test_podman_detached_web_exec_logs_stop_rm(host, podman):
     assert res.returncode == 0, res.stderr
     cid = res.stdout.strip()
     assert len(container_cgroups(cid)) > 0
-    wait_for(host, "curl -sf -m1 http://127.0.0.1:18080/hostname")
+    host.wait_for("curl -sf -m1 http://127.0.0.1:18080/hostname", timeout=15)
     assert host.sh("curl -sf -m1 http://127.0.0.1:18080/hostname").strip() == "ociweb"
 
     res = podman("exec", "ociweb", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '")
@@ -136,7 +105,8 @@ def test_podman_stop_exit_code_of_a_handled_sigterm(host, podman):
     res = podman("run", "-d", "--name", "ocitrap", *ULIMITS, "--rootfs", f"{ROOTFS}:O",
                  "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")
     assert res.returncode == 0, res.stderr
-    wait_for(host, f"grep -q ready {host.dir}/podman-root/vfs-containers/*/userdata/ctr.log")
+    host.wait_for(f"grep -q ready {host.dir}/podman-root/vfs-containers/*/userdata/ctr.log",
+                  timeout=15)
     res = podman("stop", "-t", "30", "ocitrap")
     assert res.returncode == 0, res.stderr
     out = podman("inspect", "ocitrap", "--format", "{{.State.ExitCode}}")

@@ -1,6 +1,5 @@
 """Two commands at the worst moment of each other, made exact with MINIRUN_PAUSE_AT (the
 first command stops at a named point until the test lets it go). Each failed before."""
-import json
 import time
 
 from harness import MINIRUN, ROOTFS

@@ -16,7 +16,6 @@ import textwrap
 import pytest
 
 from harness import ROOTFS
-from test_network import wait_tcp
 
 R = str(ROOTFS)
 HOST_IP = "198.51.100.1"
@@ -63,7 +62,7 @@ def far(host, tmp_path):
 
 
 def wait(host, probe, timeout=10):
-    wait_tcp(host, probe, timeout)
+    host.wait_for(probe, timeout)
 
 
 def plain(addr: str) -> str:

@@ -5,7 +5,6 @@ made with `cp -a` in tmp_path, next to a host directory ("outside") and a host f
 ("victim") that the links point at: after the run both must be exactly as before,
 and nothing may be mounted on them, whether the run succeeded or failed.
 """
-import json
 import os
 import shutil
 import subprocess

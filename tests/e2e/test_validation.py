@@ -1,7 +1,6 @@
 """Input that used to be accepted silently, half-used, or an internal error: now refused
 with one clear line, exit 125, before anything is created (the inventory of the
 throwaway host is the same before and after)."""
-import json
 
 import pytest
 
