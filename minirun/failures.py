@@ -29,10 +29,8 @@ def in_parallel(jobs: list[Callable[[], list[Failure]]]) -> list[Failure]:
     failures: list[Failure] = []
 
     def run(job):
-        from .faults import phase
         try:
             failures.extend(job())
-            phase(f"  job done {job}")
         except Exception as e:  # noqa: BLE001
             failures.append(Failure("teardown", "", repr(e)))
 

@@ -440,7 +440,6 @@ class BridgeDriver:
             # vanish with the namespace first).
             out += netns.undo_steps(c, steps)
             out += self._release(c, steps)
-            phase("  net undo: released")
             return out
 
         with self.store.net_lock(self.net):
