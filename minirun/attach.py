@@ -220,16 +220,9 @@ def follow(paths, c: Container, offset: int) -> int:
     """`start -a` of a container without a terminal: its log from `offset` until it
     exits (stdout and stderr each to its own stream); its exit code."""
     import sys
-    from .logfile import ReadOptions, read
+    from .logfile import ReadOptions, read, still_written
     from .manage import wait
-    from .state import is_running, owner_alive, reload
-
-    def alive() -> bool:  # as `logs -f`: whole once the container is recorded stopped
-        now = reload(c)
-        return now is not None and now.state != "stopped" and (
-            is_running(now) or owner_alive(now))
-
     read([c.log_path], ReadOptions(), {"stdout": sys.stdout.buffer,
                                        "stderr": sys.stderr.buffer},
-         follow=True, alive=alive, offset=offset)
+         follow=True, alive=lambda: still_written(c), offset=offset)
     return wait(paths, c.id)

@@ -134,21 +134,15 @@ def logs(ctx, follow, tail, timestamps, since, until, explain, container):
     """Output of a container: its standard output here on standard output, its standard
     error on standard error."""
     from . import logfile
-    from .state import is_running, lookup, owner_alive, reload
+    from .state import lookup
     c = lookup(ctx.obj["paths"], container)
     if explain:
         return _cat(c.explain_path)
     opts = logfile.ReadOptions.parse(tail, timestamps, since, until)
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
 
-    def alive():
-        # The log is whole once the container is recorded stopped: PID 1 may be gone
-        # while its monitor (or the foreground run's tee) still writes what it left.
-        now = reload(c)
-        return now is not None and now.state != "stopped" and (
-            is_running(now) or owner_alive(now))
-
-    logfile.read(logfile.paths_of(c), opts, out, follow=follow, alive=alive)
+    logfile.read(logfile.paths_of(c), opts, out, follow=follow,
+                 alive=lambda: logfile.still_written(c))
 
 
 def _cat(path) -> None:

@@ -185,6 +185,16 @@ def parse_line(line: bytes) -> Entry:
         return Entry("stdout", line + b"\n", "", None)
 
 
+def still_written(c) -> bool:
+    """Whether `c`'s log may still grow (`logs -f`, `start -a` follow it until not): it is
+    whole once the container is recorded stopped, as PID 1 may be gone while its monitor
+    (or the foreground run's tee) still writes what it left."""
+    from .state import is_running, owner_alive, reload
+    now = reload(c)
+    return now is not None and now.state != "stopped" and (
+        is_running(now) or owner_alive(now))
+
+
 def paths_of(c) -> list:
     return [c.log_path]
 
