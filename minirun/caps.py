@@ -19,8 +19,31 @@ DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_S
                 "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
 
 
+# Every Linux capability name with its number (linux/capability.h). python-prctl names
+# only the ones it knew when it was built, and calls the highest one of this kernel
+# "last_cap" (here CAP_CHECKPOINT_RESTORE, 40): capabilities go by number.
+NUMBERS = {n: i for i, n in enumerate((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"))}
+
+
 def all_names() -> list[str]:
-    return [n.upper() for n in prctl.ALL_CAP_NAMES]
+    """Every capability this kernel has (that python-prctl can set: it knows them up to
+    the kernel's last one)."""
+    have = set(prctl.ALL_CAPS)
+    return [n for n, i in NUMBERS.items() if i in have]
+
+
+def in_bounding_set() -> list[str]:
+    """The capabilities this process could give (its bounding set): --privileged's
+    "every capability", as Docker computes it; a host that runs minirun without one
+    cannot hand it on."""
+    return [n for n in all_names() if prctl.capbset_read(_cap(n))]
 
 
 def normalize(name: str) -> str:
@@ -47,7 +70,7 @@ def resolve(add: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> list[str]:
 
 
 def _cap(name: str) -> int:
-    return getattr(prctl, "CAP_" + name)
+    return NUMBERS[name]
 
 
 def drop_bounding(keep: list[str]) -> None:
@@ -73,8 +96,8 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 
 
 def _raise(capset, names) -> None:
-    for n in names:
-        setattr(capset, n.lower(), True)
+    if names:
+        prctl.set_caps(([_cap(n) for n in names], capset.flag, True))
 
 
 def apply_sets(sets: dict, uid: int, gid: int, groups, no_new_privs: bool) -> None:

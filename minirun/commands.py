@@ -145,7 +145,7 @@ def run_command(paths, firewall: str, o: dict, rootfs: str, command) -> int:
                                             bool(o.get("privileged")))
         if o.get("privileged"):  # every capability (--cap-drop still applies)
             drop = {caps.normalize(n) for n in o["cap_drop"]}  # names checked above
-            kept = set() if "ALL" in drop else set(caps.all_names()) - drop
+            kept = set() if "ALL" in drop else set(caps.in_bounding_set()) - drop
             spec = spec._replace(caps=tuple(sorted(kept)))
         spec = spec._replace(seccomp=mode, seccomp_profile=profile,
                              privileged=bool(o.get("privileged"))).validate()

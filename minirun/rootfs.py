@@ -37,11 +37,6 @@ MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer
                 "/proc/timer_stats", "/proc/sched_debug")
 MASKED_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-# What `--read-only` leaves writable, as Docker does: the container's own /dev (with
-# /dev/shm, /dev/pts, /dev/mqueue) and /proc (whose sensitive parts are read-only or
-# masked anyway), plus the volumes asked for read-write. Everything else -- the rootfs,
-# the /etc files minirun binds in -- is made read-only.
-WRITABLE_UNDER_READ_ONLY = ("/dev", "/proc")
 INIT_PATH = "/dev/init"  # --init's program (catatonit), bound read-only
 RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV  # volumes, /proc/sys
 ROOT_RO_ATTRS = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV  # --read-only (setuid keeps working)
@@ -433,6 +428,22 @@ def make_readonly(kern, fd: int, where: str, attrs: int = RO_ATTRS,
             os.close(mfd)
 
 
+def make_mount_readonly(kern, where: str, attrs: int = ROOT_RO_ATTRS) -> None:
+    """Make the one mount at `where` read-only, adding `attrs` to the flags it has
+    (a bind remount would set exactly the flags it is given: nodev and nosuid lost)."""
+    fd = os.open(where, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            kern.mount_setattr(fd, "", k.AT_EMPTY_PATH, attrs, display=where)
+        except SyscallError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+            table = parse_mountinfo(kern.mountinfo())
+            _remount_ro(kern, fd, where, _options_of(table, kern.mount_id(fd)), attrs)
+    finally:
+        os.close(fd)
+
+
 def _options_of(table: list[MountEntry], mount_id: int) -> str:
     return next((m.options for m in table if m.id == mount_id), "")
 
@@ -447,40 +458,3 @@ def _remount_ro(kern, fd: int, where: str, options: str, attrs: int) -> None:
         if attrs & attr:
             flags |= ms
     kern.mount(None, f"/proc/self/fd/{fd}", None, flags, display=where)
-
-
-def writable_under_read_only(steps: list[MountStep]) -> tuple[str, ...]:
-    """What `--read-only` keeps writable: /dev, /proc and the read-write volumes (the
-    recursive binds of the plan; /etc files are plain binds and become read-only)."""
-    vols = [s.target for s in steps
-            if (s.source and s.flags & k.MS_BIND and s.flags & k.MS_REC
-                or s.kind == "tmpfs") and not s.flags & k.MS_RDONLY]
-    return WRITABLE_UNDER_READ_ONLY + tuple(vols)
-
-
-def make_root_readonly(kern, steps: list[MountStep]) -> None:
-    """--read-only, after pivot_root: the container's / and what is mounted below it,
-    except the mounts that writable_under_read_only() names. Those are found by resolving
-    each path inside the root, as the plan did when it mounted them (a volume's target
-    may go through a symlink of the image), and known by their mount ids."""
-    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        root_id = kern.mount_id(fd)
-        keep = set()
-        for path in writable_under_read_only(steps):
-            try:
-                pfd = kern.openat2(fd, path.lstrip("/") or ".", os.O_PATH,
-                                   k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS)
-            except SyscallError as e:
-                if e.errno == errno.ENOENT:
-                    continue
-                raise
-            try:
-                mount_id = kern.mount_id(pfd)
-            finally:
-                os.close(pfd)
-            if mount_id != root_id:  # a directory of the rootfs itself is not kept
-                keep.add(mount_id)
-        make_readonly(kern, fd, "/", ROOT_RO_ATTRS, keep=frozenset(keep))
-    finally:
-        os.close(fd)

@@ -222,7 +222,7 @@ class BridgeDriver:
                                                                  self.net.bridge):
             raise NotFound(f"network {self.net.name} was removed meanwhile")
 
-    def join_fd(self, c: Container) -> int | None:
+    def join_path(self, c: Container) -> str | None:
         return None
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:

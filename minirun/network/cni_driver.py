@@ -188,7 +188,7 @@ class CniDriver:
                                ports=tuple(ports))
         save(c)
 
-    def join_fd(self, c: Container) -> int | None:
+    def join_path(self, c: Container) -> str | None:
         return None
 
     def hosts_entries(self, c: Container) -> list[tuple[str, str]]:

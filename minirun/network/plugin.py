@@ -8,7 +8,6 @@ container, to undo what it did.
 """
 from __future__ import annotations
 
-import os
 
 from ..errors import MinirunError, NotFound
 from ..record import Attachment, Container, Step
@@ -30,7 +29,7 @@ class NoneDriver:
         c.network = Attachment(driver=self.name, netns=c.name)
         save(c)
 
-    def join_fd(self, c: Container) -> int | None:
+    def join_path(self, c: Container) -> str | None:
         return None
 
     def attach(self, c: Container, pid: int) -> None:
@@ -55,7 +54,7 @@ class HostDriver:
         c.network = Attachment(driver=self.name)
         save(c)
 
-    def join_fd(self, c: Container) -> int | None:
+    def join_path(self, c: Container) -> str | None:
         return None
 
     def attach(self, c: Container, pid: int) -> None:
@@ -94,9 +93,8 @@ class JoinDriver:
         c.network = Attachment(driver=self.name, container=other.id, ip=other.network.ip)
         save(c)
 
-    def join_fd(self, c: Container) -> int | None:
-        other = self._other()
-        return os.open(f"/proc/{other.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    def join_path(self, c: Container) -> str | None:
+        return f"/proc/{self._other().pid}/ns/net"  # opened by the runtime (oci/create.py)
 
     def attach(self, c: Container, pid: int) -> None:
         pass

@@ -26,17 +26,9 @@ RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZ
            "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
            "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
            "RLIMIT_SIGPENDING", "RLIMIT_STACK")
-# Every Linux capability name with its number (linux/capability.h): a name here that
-# this kernel or python-prctl does not know is left out with a warning; any other name
-# is refused.
-LINUX_CAPS = {n: i for i, n in enumerate((
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"))}
+# Every Linux capability name with its number: caps.NUMBERS. A name there that this
+# kernel does not have is left out with a warning; any other name is refused.
+from ..caps import NUMBERS as LINUX_CAPS  # noqa: E402
 CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 MOUNT_TYPES = ("bind", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2")
 
@@ -303,7 +295,7 @@ def parse_process(d, where: str = "process", warnings: list | None = None) -> Pr
     caps = {}
     cd = _Obj(p.get("capabilities", dict), f"{where}.capabilities")
     from .. import caps as capmod
-    usable = set(capmod.all_names()) - {"LAST_CAP"}
+    usable = set(capmod.all_names())
     last = _cap_last_cap()
     for s in CAP_SETS:
         names = []

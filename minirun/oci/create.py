@@ -6,40 +6,71 @@ runs the createRuntime hooks, lets it build its root and waits until it is READY
 blocked on the exec fifo. Then it writes the pid file and exits: the init is
 re-parented to the engine's subreaper (conmon, the containerd shim), which waits for it.
 Whatever fails before that undoes everything create made.
+
+`minirun run` is a front end over the same two calls, in-process (FrontEnd below):
+it writes the container's bundle (oci/export.py), parses it with the same code, and
+hands over only what an engine's process would have of its own: its stdio, a console
+socketpair, the cgroup its journal owns (v1: the init joins it itself, without the
+kernel's global lock; v2: the front end's move before GO), and the network, attached
+from the front end once the namespaces exist, beside the init's mounts (as podman
+does with netavark).
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
-import shutil
 import signal
-import socket
+import _socket  # not socket.py (~3 ms to import on `minirun run`'s path)
 import time
+from typing import NamedTuple
 
+from .. import faults
 from .. import kernel as k
 from ..errors import MinirunError
+from ..fsutil import remove_tree
 from ..sync import GO, NS, Channel, reported_error
 from . import cgroup, hooks, state as ostate
 from .child import READY, Plan, child_main
-from .config import load
+from .config import Spec, load
+
+_CHILD_DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                          signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE)
+
+
+class FrontEnd(NamedTuple):
+    """What an in-process front end (`minirun run`) hands the runtime with its bundle."""
+    spec: Spec                        # its config.json, parsed by config.parse
+    seccomp_bpf: bytes | None         # compiled by the front end (the default profile
+                                      # is not copied into config.json)
+    stdio: tuple = (None, None, None)  # fds for the init's 0, 1, 2 (None: ours)
+    console: object = None            # a socket (the init's end): the pty master comes back
+    cgroup: dict | None = None        # its cgroup as state.json keeps one (not owned)
+    cgroup_tasks: tuple = ()          # cgroup v1: the init joins these itself
+    join_cgroup: object = None        # cgroup v2: fn(pid), the front end's move, before GO
+    on_fork: object = None            # fn(pid), at once: the front end records the pid
+    attach: object = None             # fn(pid), after GO, beside the init's mounts
 
 
 def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
            console_socket: str | None = None, no_pivot: bool = False,
-           systemd: bool = False, log=None) -> ostate.State:
-    spec = load(bundle)
+           systemd: bool = False, log=None, front: FrontEnd | None = None) -> ostate.State:
+    spec = front.spec if front else load(bundle)
     for w in spec.warnings:
         if log:
             log("warning", f"config.json: {w}")
     if spec.process is None:
         raise MinirunError("config.json has no process to run")
-    if spec.process.terminal and not console_socket:
+    has_console = bool(console_socket or front and front.console)
+    if spec.process.terminal and not has_console:
         raise MinirunError("process.terminal needs --console-socket")
-    if not spec.process.terminal and console_socket:
+    if not spec.process.terminal and has_console:
         raise MinirunError("--console-socket needs process.terminal: true")
-    from .process import seccomp_program
-    bpf = seccomp_program(spec.seccomp, spec.process)  # bad profiles fail before anything
+    if front:
+        bpf = front.seccomp_bpf
+    else:
+        from .process import seccomp_program
+        bpf = seccomp_program(spec.seccomp, spec.process)  # bad profiles fail before anything
     st = ostate.make(root, ostate.check_id(cid), {
         "bundle": spec.bundle, "rootfs": spec.root, "annotations": spec.annotations,
         "hooks": {n: hooks.to_json(spec.hooks[n]) for n in ("poststart", "poststop")},
@@ -48,9 +79,12 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     try:
         os.mkfifo(st.fifo, 0o600)
         os.mkfifo(st.execd, 0o600)
-        st.data["cgroup"] = cgroup.create(spec, cid, root, systemd)
-        st.save()
-        pid = _fork_init(st, spec, bpf, console_socket, no_pivot)
+        # a front end's cgroup is its own (journaled, undone by it): joined, not made
+        st.data["cgroup"] = front.cgroup if front else cgroup.create(spec, cid, root,
+                                                                     systemd)
+        if not front:
+            st.save()
+        pid = _fork_init(st, spec, bpf, console_socket, no_pivot, front)
         if pid_file:
             from ..fsutil import atomic_write
             atomic_write(pid_file, str(pid), 0o644)
@@ -60,14 +94,15 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         if pid:
             _kill_wait(pid)
         cgroup.remove(st.data.get("cgroup"))
-        shutil.rmtree(st.dir, ignore_errors=True)
+        remove_tree(st.dir)
         raise
     return st
 
 
-def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
+def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot,
+               front: FrontEnd | None) -> int:
     join_fds, pid_path = {}, None
-    console = None
+    console = front.console if front else None
     fifo_fd = execd_fd = ours = theirs = None
     own_pidns = None
     try:
@@ -89,9 +124,11 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         fifo_fd = os.open(st.fifo, os.O_RDWR | os.O_CLOEXEC)
         # the init's only fd of it closes at its exec (or its death): EOF for `start`
         execd_fd = os.open(st.execd, os.O_RDWR | os.O_CLOEXEC)
-        ours, theirs = socket.socketpair()
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         plan = Plan(spec, fifo_fd, execd_fd, console.fileno() if console else None,
-                    join_fds, bpf, no_pivot, {})
+                    join_fds, bpf, no_pivot, {},
+                    **({"stdio": front.stdio, "cgroup_tasks": front.cgroup_tasks,
+                        "name": "minirun", "die_with_front": True} if front else {}))
         # The PID namespace applies to children only: enter it (or a new one) just
         # around the fork, and come back right after, as launch.py does.
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -110,9 +147,12 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
             k.kernel.setns(own_pidns, k.CLONE_NEWPID, "pid namespace")
         if pid == 0:
             ours.close()
-            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            for s in _CHILD_DEFAULT_SIGNALS:
                 signal.signal(s, signal.SIG_DFL)
             child_main(theirs, plan)
+        faults.phase("forked")
+        if front and front.on_fork:
+            front.on_fork(pid)
     finally:
         for fd in (*join_fds.values(), pid_path, own_pidns, fifo_fd, execd_fd):
             if fd is not None:
@@ -126,20 +166,46 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot) -> int:
         ostate.record_pid(st, pid)
         st.save()
         _expect(chan, NS)
-        cgroup.join(st.data.get("cgroup"), pid)
+        faults.phase("namespaces ready")
+        if front is None:
+            cgroup.join(st.data.get("cgroup"), pid)
+        elif front.join_cgroup is not None:
+            front.join_cgroup(pid)
         # the environment exists (lifecycle step 2 done): the hooks see "created"
         live = dict(st.oci(), status="created")
         hooks.run(spec.hooks["prestart"], "prestart", live)
         hooks.run(spec.hooks["createRuntime"], "createRuntime", live)
         chan.send(json.dumps(live))
         chan.send(GO)
+        faults.phase("go sent")
+        if front is not None and front.attach is not None:
+            try:
+                front.attach(pid)
+            except BaseException:
+                _raise_child_error(chan)  # if the init failed meanwhile: its reason
+                raise
         _expect(chan, READY)
+        faults.phase("ready")
     except BaseException:
         _kill_wait(pid)
         raise
     finally:
         ours.close()
     return pid
+
+
+def _raise_child_error(chan: Channel) -> None:
+    """An init that failed has written its reason before exiting: raise it, if it is
+    there already (no wait)."""
+    import select
+    if select.select([chan.sock], [], [], 0.02)[0]:
+        try:
+            line = chan.recv()
+        except OSError:
+            return
+        err = reported_error(line) if line else None
+        if err:
+            raise err
 
 
 def _expect(chan: Channel, want: str) -> None:
@@ -225,23 +291,10 @@ def kill(st: ostate.State, sig: int, all_procs: bool = False) -> None:
     targets = cgroup.pids(st.data.get("cgroup")) if all_procs else []
     if st.pid not in targets:
         targets.insert(0, st.pid)
-    for pid in targets:
-        _signal(pid, sig, st.data["pid_start"] if pid == st.pid else None)
-
-
-def _signal(pid: int, sig: int, start: int | None) -> None:
-    from ..procs import proc_start_time
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return  # gone
-    try:  # the pidfd pins the process: check it is the container's, then signal it
-        if start is None or proc_start_time(pid) == start:
-            signal.pidfd_send_signal(fd, sig)
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(fd)
+    from ..procs import proc_start_time, signal_process
+    for pid in targets:  # through a pidfd, as `minirun kill` does: never a recycled PID
+        signal_process(pid, st.data["pid_start"] if pid == st.pid else proc_start_time(pid),
+                       sig)
 
 
 def delete(st: ostate.State, force: bool = False, log=None) -> None:
@@ -262,7 +315,7 @@ def delete(st: ostate.State, force: bool = False, log=None) -> None:
             log("warning", str(f))
     hooks.run(hooks.from_json(st.data.get("hooks", {}).get("poststop")), "poststop",
               st.oci(), warn=log or _ignore)
-    shutil.rmtree(st.dir, ignore_errors=True)
+    remove_tree(st.dir)
 
 
 def remove_leftover(root: str, cid: str) -> bool:
@@ -270,7 +323,7 @@ def remove_leftover(root: str, cid: str) -> bool:
     way): remove the directory. True if there was one."""
     d = os.path.join(root, ostate.check_id(cid))
     if os.path.isdir(d):
-        shutil.rmtree(d, ignore_errors=True)
+        remove_tree(d)
         return True
     return False
 

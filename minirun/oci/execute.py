@@ -25,6 +25,8 @@ from ..sync import Channel, reported_error
 from . import cgroup
 from .config import parse_process
 
+__import__("resource")  # process.set_rlimits' module: loaded before we enter the mounts
+
 
 def load_process(path: str):
     import json

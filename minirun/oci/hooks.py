@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from ..errors import MinirunError
 
@@ -32,6 +31,7 @@ def run(hooks, name: str, state: dict, warn=None) -> None:
 
 
 def _run_one(h, name: str, data: bytes) -> None:
+    import subprocess  # only when there is a hook: `minirun run` has none
     env = dict(e.split("=", 1) for e in h.env)
     try:
         res = subprocess.run(list(h.args), executable=h.path, input=data,

@@ -12,7 +12,6 @@ no Python modules to import.
 from __future__ import annotations
 
 import os
-import resource
 
 from .. import caps
 from .. import kernel as k
@@ -24,6 +23,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def set_rlimits(rlimits) -> None:
+    if not rlimits:
+        return
+    # imported by the init before pivot_root when there are rlimits (oci/child.py)
+    import resource
     for name, soft, hard in rlimits:
         try:
             resource.setrlimit(getattr(resource, name), (soft, hard))
@@ -32,8 +35,30 @@ def set_rlimits(rlimits) -> None:
                                f"{getattr(e, 'strerror', None) or e}") from None
 
 
-def become(proc, seccomp_bpf: bytes | None) -> None:
-    """Never returns: execs proc.args, or raises a MinirunError (126/127 for the exec)."""
+def enter_cwd(proc, behind_init: bool = False) -> str:
+    """Enter process.cwd (made if missing, as runc and Docker do) and find the program:
+    its path, or a 126/127 error. The init does this before READY, so that a command
+    that cannot run fails `create`, with its exit code, not the container later.
+    `behind_init`: args are `INIT -- COMMAND...` (`run --init`): COMMAND is looked up
+    too, so that it fails the same way with an init as without."""
+    env_path = next((e[5:] for e in proc.env if e.startswith("PATH=")), DEFAULT_PATH)
+    try:
+        os.makedirs(proc.cwd, exist_ok=True)
+        os.chdir(proc.cwd)
+        cwd = os.getcwd()
+    except OSError as e:
+        raise MinirunError(f"cannot enter working directory {proc.cwd}: {e.strerror}") from None
+    if not cwd.startswith("/"):  # "(unreachable)/...": outside the container's root
+        raise MinirunError(f"working directory {proc.cwd} is outside the container")
+    path = find_executable(proc.args[0], env_path)
+    if behind_init and "--" in proc.args[:-1]:
+        find_executable(proc.args[proc.args.index("--") + 1], env_path)
+    return path
+
+
+def become(proc, seccomp_bpf: bytes | None, path: str | None = None) -> None:
+    """Never returns: execs proc.args, or raises a MinirunError (126/127 for the exec).
+    `path`: the program, when enter_cwd() has already been done."""
     set_rlimits(proc.rlimits)
     if proc.oom_score_adj is not None:
         try:
@@ -42,11 +67,8 @@ def become(proc, seccomp_bpf: bytes | None) -> None:
         except OSError as e:
             raise MinirunError(f"cannot set oomScoreAdj: {e.strerror}") from None
     env = dict(e.split("=", 1) for e in proc.env)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise MinirunError(f"cannot enter working directory {proc.cwd}: {e.strerror}") from None
-    path = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    if path is None:
+        path = enter_cwd(proc)
     if seccomp_bpf is not None and not proc.no_new_privs:
         k.kernel.seccomp_load_bpf(seccomp_bpf)
     try:

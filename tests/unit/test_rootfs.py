@@ -291,41 +291,19 @@ def test_parse_mountinfo_and_mounts_below():
     assert [m.id for m in rootfs.mounts_below(table, 1, keep={4})] == [2, 6, 3]
 
 
-def test_read_only_root_keeps_dev_proc_and_rw_volumes(tmp_path):
-    # --read-only after pivot_root: / and every mount below it but /dev, /proc and the
-    # rw volumes (with what is below them), one by one; ro volumes are read-only already.
-    # (The fake does not pivot: the container's paths are the test machine's.)
-    src = tmp_path / "src"
-    src.mkdir()
-    hosts = tmp_path / "hosts"  # stands for the container's /etc/hosts
-    hosts.write_text("")
-    data = tmp_path / "data"  # the rw volume's target...
-    data.mkdir()
-    (tmp_path / "link").symlink_to(data)  # ...named through a link of the image
-    link = str(tmp_path / "link")
-    steps = plan(volumes=[Volume(str(src), link), Volume(str(src), "/ro", True)],
-                 etc_files={"/etc/hosts": str(hosts)})
-    assert rootfs.writable_under_read_only(steps) == ("/dev", "/proc", link)
-    table = [(1, 1, "/", "rw"), (2, 1, "/proc", "rw"), (3, 2, "/proc/sys", "ro"),
-             (4, 1, "/dev", "rw"), (5, 4, "/dev/shm", "rw"), (6, 1, "/sys", "ro"),
-             (7, 1, str(hosts), "rw"), (8, 1, str(data), "rw"), (9, 8, f"{data}/x", "rw"),
-             (10, 1, str(src), "ro")]  # the ro volume (its target /ro does not exist here)
+def test_read_only_root_is_the_root_mount_with_its_flags_kept(tmp_path):
+    # --read-only (root.readonly): the root mount only, adding RDONLY|NODEV to what it
+    # has; without mount_setattr, a bind remount that repeats the flags it had.
+    table = [(1, 1, "/", "rw,nosuid"), (2, 1, "/proc", "rw")]
     fake = FakeKernel(mount_table=table)
-    rootfs.make_root_readonly(fake, steps)
+    rootfs.make_mount_readonly(fake, "/")
     attrs = k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV
     assert [c for c in fake.calls if c[0] == "mount_setattr"] == [
-        ("mount_setattr", "/", k.AT_EMPTY_PATH, attrs, 0),
-        ("mount_setattr", "/sys", k.AT_EMPTY_PATH, attrs, 0),
-        ("mount_setattr", str(hosts), k.AT_EMPTY_PATH, attrs, 0),
-        ("mount_setattr", str(src), k.AT_EMPTY_PATH, attrs, 0)]
-    # without mount_setattr: the same mounts, remounted
+        ("mount_setattr", "/", k.AT_EMPTY_PATH, attrs, 0)]
     fake = FakeKernel(mount_table=table, no_mount_setattr=True)
-    rootfs.make_root_readonly(fake, steps)
+    rootfs.make_mount_readonly(fake, "/")
     assert [(c[2], c[4]) for c in fake.mounts()] == [
-        ("/", k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
-        ("/sys", k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
-        (str(hosts), k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV),
-        (str(src), k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV)]
+        ("/", k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NODEV | k.MS_NOSUID)]
 
 
 HOSTILE = {
