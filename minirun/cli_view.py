@@ -64,13 +64,16 @@ def ps(ctx, show_all, quiet, last, latest, filters, no_trunc, fmt):
 @click.option("-f", "--format", "fmt", help="Go template applied to each object "
               "(Docker's subset: {{.State.Pid}}, {{json .Config}}, range, index, if...).")
 @click.option("-s", "--size", is_flag=True, hidden=True)  # accepted, as Docker's
+@click.option("--config", "oci", is_flag=True,
+              help="The containers' OCI config.json (what the runtime layer ran) instead.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def inspect(ctx, fmt, size, names):
+def inspect(ctx, fmt, size, oci, names):
     """Containers as Docker's inspect shows them (a JSON array); minirun's own facts
     (host PID, veth, namespace, journal) under "Minirun"."""
     from . import docker_view as v
     from .state import lookup
+    show = _oci_config if oci else v.container_inspect
     with template_errors():
         tmpl = None
         if fmt:
@@ -78,12 +81,21 @@ def inspect(ctx, fmt, size, names):
         found, missing = [], []
         for n in names:
             try:
-                found.append(v.container_inspect(lookup(ctx.obj["paths"], n)))
+                found.append(show(lookup(ctx.obj["paths"], n)))
             except NotFound:
                 missing.append(f"no such container: {n}")
             except MinirunError as e:  # an ambiguous prefix
                 missing.append(str(e))
     print_inspected(ctx, found, missing, tmpl)
+
+
+def _oci_config(c) -> dict:
+    """CONTAINER_DIR/config.json: written at each start (oci/export.py)."""
+    try:
+        with open(c.dir / "config.json") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise MinirunError(f"container {c.name} has no config.json (never started)") from None
 
 
 def print_inspected(ctx, found: list, missing: list[str], tmpl) -> None:

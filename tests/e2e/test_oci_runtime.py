@@ -459,3 +459,36 @@ def test_minirun_run_writes_its_config_json(host):
     assert "network" in spec.new_namespaces()
     assert doc["annotations"]["io.github.minirun.name"] == "desc"
     host.minirun("rm", "-f", "desc", check=True)
+
+
+def test_minirun_run_is_a_front_end_over_the_oci_runtime(host):
+    """One path: a `minirun run` container is an OCI container of minirun-oci's create and
+    start, with its state in CONTAINER_DIR/oci: minirun-oci's state, ps and kill answer
+    for it, and `inspect --config` shows the config.json its init was started from."""
+    cid = host.minirun("run", "-d", "--name", "one", "--memory", "64m", str(ROOTFS),
+                       "sleep", "100", check=True).stdout.strip()
+    cdir = host.root / "containers" / cid
+    shown = json.loads(host.minirun("inspect", "--config", "one", check=True).stdout)
+    assert shown == [json.loads((cdir / "config.json").read_text())]
+    assert shown[0]["process"]["args"] == ["sleep", "100"]
+    # the overlay the init mounted as its root: the annotation, not a guess
+    assert shown[0]["annotations"]["io.github.minirun.overlay"].startswith(
+        f"lowerdir={ROOTFS},upperdir={cdir}/upper,")
+
+    def oci(*args):
+        return host.run([sys.executable, "-m", "minirun.oci", "--root", str(cdir / "oci"),
+                         *args])
+    state = json.loads(oci("state", cid).stdout)
+    pid = int(host.minirun("inspect", "-f", "{{.State.Pid}}", "one", check=True).stdout)
+    assert (state["status"], state["pid"], state["bundle"]) == ("running", pid, str(cdir))
+    # its cgroup is the one minirun's journal made: minirun-oci ps lists from it
+    ps = oci("ps", "--format", "json", cid)
+    assert ps.returncode == 0 and json.loads(ps.stdout) == [pid]
+    res = oci("kill", cid, "KILL")
+    assert res.returncode == 0, res.stderr
+    assert host.minirun("wait", "one", check=True).stdout.strip() == "137"
+    assert json.loads(oci("state", cid).stdout)["status"] == "stopped"
+    host.minirun("rm", "one", check=True)
+    assert not cdir.exists()
+    res = host.minirun("inspect", "--config", "one")
+    assert res.returncode == 1 and res.stderr == "minirun: no such container: one\n"
