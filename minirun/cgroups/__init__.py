@@ -3,9 +3,10 @@
     run:    cg.create (a journal step)  mkdir <mount>/minirun-<root tag>/<container id>
                                         in each hierarchy (v1) or once (v2), tag it,
                                         write every limit
-            after fork, before GO       PID 1 moves in (launch.py); after GO it unshares
-                                        a cgroup namespace (init.py), so /proc/self/cgroup
-                                        inside shows "/"
+            after fork, before GO       PID 1 moves in: on v1 by itself, first thing
+                                        (init.join_cgroup_v1), on v2 moved by launch.py;
+                                        after GO it unshares a cgroup namespace
+                                        (oci/child.py), so /proc/self/cgroup shows "/"
     exec:   the new process moves in, then joins the cgroup namespace (execute.py)
     finish: the cgroup's own OOM counter is read (record.oom_killed), then the undo
             kills whatever is still inside and removes the directories
