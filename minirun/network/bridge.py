@@ -10,8 +10,10 @@ attach, for container C on network N (bridge B, gateway G), each a journal step:
               firewall rules (masquerade, isolation, the 127/8 drop); and only then
               net.ipv4.conf.B.route_localnet=1
   net.netns   ip netns attach C PID                 -- so `ip netns` lists it
-  net.veth    ip link add vethX address M type veth peer name eth0 address M2 netns C;
-              master B, up, hairpin; inside C: address, eth0 up, lo up, default route
+  net.veth    ip link add vethX address M mtu 65520 type veth peer name eth0 address M2
+              mtu 65520 netns C; master B, up, hairpin; inside C: address, eth0 up, lo up,
+              default route with mtu 1500 (the network itself runs at the veths' 65520,
+              which the bridge takes too; what leaves it, at Ethernet's 1500: netlink.py)
   net.fw      C's published ports: one atomic firewall transaction
 
 Ownership tokens: the bridge's MAC is derived from (state root, network) and set

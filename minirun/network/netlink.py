@@ -24,7 +24,21 @@ from ..errors import Conflict, SyscallError
 from .macs import normalize
 from .rtnl import LinkInfo, RtNetlink, alias_bytes
 
-__all__ = ["LinkInfo", "Netlink", "flush_udp_conntrack"]
+__all__ = ["LinkInfo", "Netlink", "flush_udp_conntrack", "LOCAL_MTU", "EGRESS_MTU"]
+
+# The MTUs of a container's network (issue #12). The veth pair (both ends) gets
+# LOCAL_MTU, near the 65535 a veth allows, like loopback's 65536, and the bridge
+# follows: a bridge takes its ports' smallest MTU. Host <-> container (a published
+# port on 127.0.0.1 included) and container <-> container then move ~64 KB TCP
+# segments instead of 1448-byte ones (fewer ACKs, a bigger window per segment):
+# measured 0.65x -> ~1.0x loopback throughput. What leaves through the gateway keeps
+# the 1500 of Ethernet, as before, from the `mtu` of the container's default route:
+# the MSS it advertises to, and the datagrams it sends to, anything off the
+# network are those of a 1500-byte link. Every port of a bridge must have the same
+# MTU (a veth drops a frame bigger than its MTU without an ICMP), so every veth minirun
+# plugs in gets LOCAL_MTU.
+LOCAL_MTU = 65520
+EGRESS_MTU = 1500
 
 
 def _fail(cmd: str, e: OSError) -> SyscallError:
@@ -262,7 +276,7 @@ class Netlink:
 
     def add_veth(self, host_ifname: str, peer_ifname: str, netns_fd: int, netns_name: str,
                  bridge: str, host_mac: str, peer_mac: str, alias: str | None = None,
-                 bridge_mac: str | None = None) -> int:
+                 bridge_mac: str | None = None, mtu: int = LOCAL_MTU) -> int:
         """The "virtual cable": one end in the container's namespace (so the kernel removes
         the pair if that namespace dies), the other plugged into the bridge; returns the
         host end's ifindex.
@@ -279,12 +293,14 @@ class Netlink:
                           and (br.kind != "bridge" or br.mac != normalize(bridge_mac))):
             what = "is gone" if br is None else f"is not minirun's ({_describe(br)})"
             raise Conflict(f"cannot plug {host_ifname} into {bridge}: the bridge {what}")
-        _do(f"ip link add {host_ifname} address {host_mac} type veth "
-            f"peer name {peer_ifname} address {peer_mac} netns {netns_name}",
-            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd, host_mac, peer_mac),
+        _do(f"ip link add {host_ifname} address {host_mac} mtu {mtu} type veth "
+            f"peer name {peer_ifname} address {peer_mac} mtu {mtu} netns {netns_name}",
+            lambda: self.nl.add_veth(host_ifname, peer_ifname, netns_fd, host_mac, peer_mac,
+                                     mtu),
             why=f"the \"virtual cable\" between the container and the switch: {host_ifname} "
             f"stays on the host, {peer_ifname} goes into the container's namespace; the MACs, "
-            "derived from the container, prove the cable is minirun's")
+            "derived from the container, prove the cable is minirun's; a loopback-sized "
+            "MTU (the bridge takes its ports' smallest) for fast host <-> container traffic")
         idx = None if oplog.skip() else self.index(host_ifname)
         # by index: the very bridge judged above, even if its name changed hands since
         label = f" alias {_alias_arg(alias)}" if alias is not None else ""
@@ -300,8 +316,11 @@ class Netlink:
         return idx
 
     def configure_container(self, netns_fd: int, netns_name: str, ifname: str, address: str,
-                            prefixlen: int, gateway: str | None) -> None:
-        """Inside the container: address on eth0, links up, default route via the gateway."""
+                            prefixlen: int, gateway: str | None,
+                            route_mtu: int = EGRESS_MTU) -> None:
+        """Inside the container: address on eth0, links up, default route via the gateway
+        with the MTU of what leaves the network (the link's, LOCAL_MTU, is for the network
+        itself)."""
         with _in_netns(netns_fd) as nl:
             idx = nl.link_index(ifname)
             lo = nl.link_index("lo")
@@ -312,9 +331,10 @@ class Netlink:
             _do(f"ip -n {netns_name} link set lo up", lambda: nl.set_link(lo, up=True),
                 why="its loopback (PID 1 has switched it on already; this changes nothing)")
             if gateway:
-                _do(f"ip -n {netns_name} route add default via {gateway}",
-                    lambda: nl.add_default_route(gateway),
-                    why="everything that is not on the network goes to the gateway, the bridge")
+                _do(f"ip -n {netns_name} route add default via {gateway} mtu {route_mtu}",
+                    lambda: nl.add_default_route(gateway, route_mtu),
+                    why="everything that is not on the network goes to the gateway, the "
+                    f"bridge, in packets of at most {route_mtu} bytes, as on Ethernet")
 
     def routes(self) -> list[str]:
         """Destinations of the host's IPv4 routes (main table), as CIDRs, for overlap checks."""

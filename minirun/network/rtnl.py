@@ -28,7 +28,7 @@ NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLA_F_NESTED = 0x8000
 
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO = 1, 3, 10, 12, 18
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_PROTINFO, IFLA_LINKINFO = 1, 3, 4, 10, 12, 18
 IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = 20, 27, 28
 IFALIASZ = 256  # the kernel's limit, terminating NUL included
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
@@ -36,7 +36,8 @@ VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4
 IFF_UP = 0x1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_GATEWAY = 1, 5
+RTA_DST, RTA_GATEWAY, RTA_METRICS = 1, 5, 8
+RTAX_MTU = 2
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 
 _NLMSGHDR = struct.Struct("=IHHII")
@@ -193,16 +194,18 @@ class RtNetlink:
         self.request(RTM_NEWLINK, body, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, mac: str | None = None,
-                 peer_mac: str | None = None) -> None:
-        """`ip link add NAME [address MAC] type veth peer name PEER [address PEER_MAC]
-        netns NS`: both MACs set by the creating message."""
+                 peer_mac: str | None = None, mtu: int | None = None) -> None:
+        """`ip link add NAME [address MAC] [mtu N] type veth peer name PEER [address
+        PEER_MAC] [mtu N] netns NS`: both MACs (and MTUs) set by the creating message."""
+        mtu_attr = attr(IFLA_MTU, struct.pack("=I", mtu)) if mtu is not None else b""
         peer_info = ifinfomsg() + attr(IFLA_IFNAME, ifname(peer))
         if peer_mac is not None:
             peer_info += attr(IFLA_ADDRESS, parse_mac(peer_mac))
-        peer_info += attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
+        peer_info += mtu_attr + attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
         body = ifinfomsg() + attr(IFLA_IFNAME, ifname(name))
         if mac is not None:
             body += attr(IFLA_ADDRESS, parse_mac(mac))
+        body += mtu_attr
         body += nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth"),
                        nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info)))
         self.request(RTM_NEWLINK, body, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
@@ -263,10 +266,14 @@ class RtNetlink:
                 out.append(str(ipaddress.IPv4Address(raw)))
         return out
 
-    def add_default_route(self, gateway: str) -> None:
+    def add_default_route(self, gateway: str, mtu: int | None = None) -> None:
+        """`ip route add default via GATEWAY [mtu N]`; the metrics are a block of
+        attributes inside RTA_METRICS (iproute2 sends it without the nested flag too)."""
         body = (_RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                             RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
                 + attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed))
+        if mtu is not None:
+            body += attr(RTA_METRICS, attr(RTAX_MTU, struct.pack("=I", mtu)))
         self.request(RTM_NEWROUTE, body, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def routes(self) -> list[str]:

@@ -208,6 +208,23 @@ def test_the_lesson_commands_work(host):
     host.minirun("rm", "-f", "web", check=True)
 
 
+def test_loopback_sized_mtu_inside_ethernet_mtu_outside(host, lan):
+    """The veth pair and the bridge carry 65520-byte frames (host <-> container at
+    loopback speed, issue #12); what goes through the gateway keeps 1500 (the default
+    route's mtu), so the LAN sees the packets and the TCP MSS it saw before."""
+    rec = web(host, "web")
+    ip, veth = rec["network"]["ip"], rec["network"]["veth"]
+    for dev in ("minirun0", veth):
+        assert " mtu 65520 " in host.sh(f"ip -o link show dev {dev}"), dev
+    assert " mtu 65520 " in host.sh("ip -n web -o link show dev eth0")
+    assert "mtu 1500" in host.sh("ip -n web route show default")
+    host.sh(f"ping -M do -s 65000 -c1 -W2 {ip}")  # one unfragmented 65028-byte packet
+    host.sh(f"ip netns exec web ping -M do -s 1472 -c1 -W2 {LAN_IP}")
+    res = host.run(f"ip netns exec web ping -M do -s 1473 -c1 -W2 {LAN_IP}")
+    assert res.returncode != 0 and "1500" in res.stdout + res.stderr, res
+    host.minirun("rm", "-f", "web", check=True)
+
+
 def test_names_and_resolv_conf(host):
     res = host.minirun("run", "--rm", "--name", "named", R, "sh", "-c",
                        "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -4 -o addr show eth0")

@@ -79,6 +79,33 @@ def test_veth_with_both_macs_byte_for_byte():
                     + linkinfo)
 
 
+def test_veth_mtu_on_both_ends_byte_for_byte():
+    """`ip link add vethX mtu 65520 type veth peer name eth0 mtu 65520 netns NS`: IFLA_MTU
+    in the host end's message and in the peer's, before the namespace."""
+    r = Recorder()
+    r.add_veth("vethX", "eth0", 42, mtu=65520)
+    body = r.sent[0][2]
+    mtu = _hdr(8, rtnl.IFLA_MTU) + struct.pack("=I", 65520)
+    peer = (NO_LINK + _hdr(9, rtnl.IFLA_IFNAME) + b"eth0\0" + bytes(3)
+            + mtu + _hdr(8, rtnl.IFLA_NET_NS_FD) + struct.pack("=I", 42))
+    data = _hdr(4 + len(peer), rtnl.VETH_INFO_PEER) + peer
+    linkinfo = (_hdr(8, rtnl.IFLA_INFO_KIND) + b"veth"
+                + _hdr(4 + len(data), rtnl.IFLA_INFO_DATA | rtnl.NLA_F_NESTED) + data)
+    assert body == (NO_LINK + _hdr(10, rtnl.IFLA_IFNAME) + b"vethX\0" + bytes(2) + mtu
+                    + _hdr(4 + len(linkinfo), rtnl.IFLA_LINKINFO | rtnl.NLA_F_NESTED)
+                    + linkinfo)
+
+
+def test_default_route_with_an_mtu():
+    """`ip route add default via 10.99.0.1 mtu 1500`: RTAX_MTU inside RTA_METRICS, which,
+    as iproute2 sends it, carries no nested flag."""
+    r = Recorder()
+    r.add_default_route("10.99.0.1", 1500)
+    attrs = rtnl.parse_attrs(r.sent[0][2], 12)
+    assert attrs[rtnl.RTA_GATEWAY] == bytes([10, 99, 0, 1])
+    assert attrs[rtnl.RTA_METRICS] == _hdr(8, rtnl.RTAX_MTU) + struct.pack("=I", 1500)
+
+
 def test_bridge_with_its_mac_byte_for_byte():
     """`ip link add br-x address 06:.. type bridge`."""
     r = Recorder()
