@@ -185,6 +185,15 @@ class Ipam:
             return False
         return any(n != ip and n[:1].isdigit() and n.count(".") == 3 for n in names)
 
+    def _owner_file(self, owner: str) -> str | None:
+        """The address `owner`'s owner file names (None: no file, or not an address of
+        this subnet)."""
+        try:
+            ip = (self.store_dir / (OWNER_PREFIX + owner)).read_text().strip()
+            return ip if IPv4Address(ip) in self.net else None
+        except (FileNotFoundError, ValueError):
+            return None
+
     def _held_by(self, owner: str, boot: str) -> str | None:
         try:
             ip = (self.store_dir / (OWNER_PREFIX + owner)).read_text().strip()
@@ -200,11 +209,16 @@ class Ipam:
         lease held by someone else is left alone.
         """
         with self._lock():
-            leases = self._read_leases()
             if ip is not None:
-                lease = leases.get(self._normalise(ip))
-                targets = [lease] if lease is not None and lease.owner == owner else []
+                lease = self._read_lease(self._normalise(ip))
+                targets = [lease] if lease.owner == owner else []
             else:
+                # The owner file names its address: one read, not every lease (that scan
+                # was ~20 ms of each teardown at 1000 containers, under the lock). No
+                # owner file: a start died between claiming and writing it; scan then.
+                held = self._owner_file(owner)
+                leases = ({held: self._read_lease(held)} if held is not None
+                          else self._read_leases())
                 targets = [lease for lease in leases.values() if lease.owner == owner]
             for lease in targets:
                 self._remove(lease.ip)

@@ -610,10 +610,35 @@ class NftablesFirewall:
 
     def remove_container(self, container_id: str, net: NetworkInfo,
                          forwards: list[PortForward]) -> None:
+        """Threads of this process removing containers at once (`rm -f` of many) share
+        one read of the table and one transaction (see batch.py): the read is O(N)."""
+        from minirun.network.firewall.batch import batcher
+        batcher(str(self.lock_path), self.owner).submit(
+            (container_id, net, forwards), self._remove_containers)
+
+    def _remove_containers(self, items) -> list[BaseException | None]:
+        """Remove several containers' elements, each only those present and tagged with
+        this owner and its id: one read, one transaction; if that fails, one
+        transaction each, so that each container gets its own error."""
         with locked(self.lock_path):
             state = self._state()
-            self._apply(f"remove container {container_id}",
-                        render_remove_container(container_id, net, forwards, state, self.owner))
+            scripts = [render_remove_container(cid, net, fws, state, self.owner)
+                       for cid, net, fws in items]
+            if len(items) > 1:
+                ids = ", ".join(cid for cid, _, _ in items)
+                try:
+                    self._apply(f"remove containers {ids}", "".join(scripts))
+                    return [None] * len(items)
+                except MinirunError:
+                    pass  # each alone below: the transaction changed nothing
+            errors: list[BaseException | None] = []
+            for (cid, _, _), script in zip(items, scripts):
+                try:
+                    self._apply(f"remove container {cid}", script)
+                    errors.append(None)
+                except MinirunError as exc:
+                    errors.append(exc)
+            return errors
 
     def remove_last_container(self, container_id: str, net: NetworkInfo,
                               forwards: list[PortForward]) -> None:
