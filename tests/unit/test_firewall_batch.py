@@ -9,10 +9,12 @@ import pytest
 
 from minirun.errors import MinirunError
 from minirun.network.firewall import get_firewall
+from minirun.network.firewall import nftables as nft
 from minirun.network.firewall.base import CommandFailed, PortForward
 from minirun.network.firewall.batch import Batcher
 
-from test_firewall_render import LIST, NET, FakeRunner, g, nft_listing
+from test_firewall_render import (CID, FWD, LIST, LIST_TEXT, NET, FakeRunner, g,
+                                  nft_text_listing)
 
 
 def _wait_pending(b: Batcher, n: int) -> None:
@@ -82,12 +84,12 @@ FWD_C = [PortForward("tcp", None, 8082, "10.88.5.4", 80)]
 def test_nft_removes_several_containers_with_one_read_and_one_transaction(tmp_path):
     """Only elements present and tagged with this owner and the container's id go;
     another owner's element at a key of ours stays."""
-    listing = nft_listing(containers=(("a", FWD_A), ("b", FWD_B), ("other:c", FWD_C)))
-    r = FakeRunner(nft_answers={LIST: listing})
+    listing = nft_text_listing(containers=(("a", FWD_A), ("b", FWD_B), ("other:c", FWD_C)))
+    r = FakeRunner(nft_answers={LIST_TEXT: listing})
     fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
     assert fw._remove_containers([("a", NET, FWD_A), ("b", NET, FWD_B),
                                   ("c", NET, FWD_C)]) == [None, None, None]
-    assert [c[1] for c in r.calls if c[1] == LIST] == [LIST]
+    assert [c[1] for c in r.calls if c[1] == LIST] == [LIST]  # one read for the three
     assert [c[1] for c in r.mutations()] == [g("""
         delete element ip minirun ports_tcp { 8080 }
         delete element ip minirun ports_tcp { 8081 }
@@ -95,13 +97,82 @@ def test_nft_removes_several_containers_with_one_read_and_one_transaction(tmp_pa
 
 
 def test_nft_a_failing_batch_is_retried_one_by_one(tmp_path):
-    listing = nft_listing(containers=(("a", FWD_A), ("b", FWD_B)))
+    listing = nft_text_listing(containers=(("a", FWD_A), ("b", FWD_B)))
     del_a = "delete element ip minirun ports_tcp { 8080 }\n"
     del_b = "delete element ip minirun ports_tcp { 8081 }\n"
     busy = CommandFailed("Could not process rule: Device or resource busy")
-    r = FakeRunner(nft_answers={LIST: listing, del_a + del_b: busy, del_a: busy})
+    r = FakeRunner(nft_answers={LIST_TEXT: listing, del_a + del_b: busy, del_a: busy})
     fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
     errors = fw._remove_containers([("a", NET, FWD_A), ("b", NET, FWD_B)])
     assert isinstance(errors[0], MinirunError) and "remove container a:" in str(errors[0])
     assert errors[1] is None
     assert [c[1] for c in r.mutations()] == [del_a + del_b, del_a, del_b]
+
+
+# `nft list table ip minirun` as nft 1.0.6 printed it (captured from the kernel): two
+# owners, an element without a comment, a key inside another's comment, a wrapped line.
+REAL_LISTING = g("""
+    table ip minirun {
+    \tset bridges {
+    \t\ttype ifname
+    \t\telements = { "minirun0" comment "default:minirun" }
+    \t}
+
+    \tset subnets {
+    \t\ttype ipv4_addr
+    \t\tflags interval
+    \t\telements = { 10.88.5.0/24 comment "default:minirun" }
+    \t}
+
+    \tset routed_tcp {
+    \t\ttype ipv4_addr . inet_service
+    \t\telements = { 10.88.5.2 . 80 comment "default:abc123",
+    \t\t\t     10.88.5.3 . 80 comment "other:zzz" }
+    \t}
+
+    \tset routed_udp {
+    \t\ttype ipv4_addr . inet_service
+    \t}
+
+    \tmap hostports_tcp {
+    \t\ttype ipv4_addr . inet_service : ipv4_addr . inet_service
+    \t\telements = { 127.0.0.1 . 8080 comment "admin, 8080 comment x" : 10.88.5.7 . 80 }
+    \t}
+
+    \tmap ports_tcp {
+    \t\ttype inet_service : ipv4_addr . inet_service
+    \t\telements = { 8080 comment "default:abc123" : 10.88.5.2 . 80, 8081 comment "other:zzz" : 10.88.5.3 . 80, 9090 : 10.88.5.9 . 90, 18080 comment "default:abc123x" : 10.88.5.4 . 80 }
+    \t}
+
+    \tmap hostports_udp {
+    \t\ttype ipv4_addr . inet_service : ipv4_addr . inet_service
+    \t\telements = { 127.0.0.1 . 5353 comment "default:abc123" : 10.88.5.2 . 53 }
+    \t}
+
+    \tchain user {
+    \t}
+    }
+""")
+
+
+def test_parse_container_elements_of_a_real_listing():
+    state = nft.parse_container_elements(REAL_LISTING)
+    assert state.exists
+    E = nft.Element
+    assert state.elements == {
+        "routed_tcp": [E("10.88.5.2 . 80", "default:abc123"), E("10.88.5.3 . 80", "other:zzz")],
+        "routed_udp": [],
+        "hostports_tcp": [E("127.0.0.1 . 8080", "admin, 8080 comment x")],
+        "ports_tcp": [E("8080", "default:abc123"), E("8081", "other:zzz"),
+                      E("18080", "default:abc123x")],   # 9090 has no comment: never ours
+        "hostports_udp": [E("127.0.0.1 . 5353", "default:abc123")]}
+    assert not nft.parse_container_elements("").exists
+    # the container's own elements go, nothing of another owner or container
+    assert nft.render_remove_container(CID, NET, FWD, state) == g("""
+        delete element ip minirun ports_tcp { 8080 }
+        delete element ip minirun hostports_udp { 127.0.0.1 . 5353 }
+        delete element ip minirun routed_tcp { 10.88.5.2 . 80 }
+    """)
+    hostport = [PortForward("tcp", "127.0.0.1", 8080, "10.88.5.7", 80)]
+    assert nft.render_remove_container(CID, NET, hostport, state) == \
+        "delete element ip minirun routed_tcp { 10.88.5.2 . 80 }\n"

@@ -325,3 +325,15 @@ def test_concurrent_processes_get_distinct_addresses(tmp_path, start_method):
     # Under the lock the allocations are serial: exactly the first n addresses.
     assert sorted(ips, key=lambda s: int(s.rsplit(".", 1)[1])) == [f"10.50.0.{i}" for i in range(2, 2 + n)]
     assert Ipam(store, "10.50.0.0/24", "10.50.0.1").leases() == {ip: o for o, ip in got.items()}
+
+
+def test_in_use_is_whether_any_lease_counts(tmp_path):
+    ipam = make(tmp_path)
+    assert not ipam.in_use()                       # no store at all
+    write_lease(ipam, "10.1.2.3", OWNER_A, "another-boot")
+    (ipam.store_dir / "10.9.9.9").write_text("{}")  # not of this subnet
+    assert not ipam.in_use() and ipam.leases() == {}
+    a = ipam.allocate(OWNER_B)
+    assert ipam.in_use() and ipam.leases() == {a: OWNER_B}
+    ipam.release(OWNER_B)
+    assert not ipam.in_use()
