@@ -155,24 +155,27 @@ REAL_LISTING = g("""
 """)
 
 
-def test_parse_container_elements_of_a_real_listing():
-    state = nft.parse_container_elements(REAL_LISTING)
-    assert state.exists
+def test_container_elements_of_a_real_listing():
     E = nft.Element
+    mine = FWD + [PortForward("tcp", None, 8081, "10.88.5.3", 80),      # another owner's
+                  PortForward("tcp", None, 9090, "10.88.5.9", 90),      # no comment
+                  PortForward("tcp", None, 80, "10.88.5.9", 90),        # absent
+                  PortForward("tcp", "127.0.0.1", 8080, "10.88.5.7", 80)]
+    state = nft.container_elements(REAL_LISTING, mine)
+    assert state.exists
     assert state.elements == {
-        "routed_tcp": [E("10.88.5.2 . 80", "default:abc123"), E("10.88.5.3 . 80", "other:zzz")],
-        "routed_udp": [],
+        "ports_tcp": [E("8080", "default:abc123"), E("8081", "other:zzz")],
+        "hostports_udp": [E("127.0.0.1 . 5353", "default:abc123")],
         "hostports_tcp": [E("127.0.0.1 . 8080", "admin, 8080 comment x")],
-        "ports_tcp": [E("8080", "default:abc123"), E("8081", "other:zzz"),
-                      E("18080", "default:abc123x")],   # 9090 has no comment: never ours
-        "hostports_udp": [E("127.0.0.1 . 5353", "default:abc123")]}
-    assert not nft.parse_container_elements("").exists
+        "routed_tcp": [E("10.88.5.2 . 80", "default:abc123"), E("10.88.5.3 . 80", "other:zzz")],
+        "routed_udp": []}
+    # not 18080 (tagged abc123x) for 8080, nor a key inside another element's comment
+    assert nft.container_elements(REAL_LISTING, [PortForward("tcp", None, 18080, "10.88.5.4", 80)]
+                                  ).elements["ports_tcp"] == [E("18080", "default:abc123x")]
+    assert not nft.container_elements("", FWD).exists
     # the container's own elements go, nothing of another owner or container
-    assert nft.render_remove_container(CID, NET, FWD, state) == g("""
+    assert nft.render_remove_container(CID, NET, mine, state) == g("""
         delete element ip minirun ports_tcp { 8080 }
         delete element ip minirun hostports_udp { 127.0.0.1 . 5353 }
         delete element ip minirun routed_tcp { 10.88.5.2 . 80 }
     """)
-    hostport = [PortForward("tcp", "127.0.0.1", 8080, "10.88.5.7", 80)]
-    assert nft.render_remove_container(CID, NET, hostport, state) == \
-        "delete element ip minirun routed_tcp { 10.88.5.2 . 80 }\n"
