@@ -3,6 +3,7 @@ behind a batch in progress are done together by the next leader, each gets its o
 result. Deterministic: the first batch is held on an Event until the others queue."""
 from __future__ import annotations
 
+import struct
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from minirun.errors import MinirunError
 from minirun.network.firewall import get_firewall
 from minirun.network.firewall import nftables as nft
-from minirun.network.firewall.base import CommandFailed, PortForward
+from minirun.network.firewall.base import CommandFailed, NetworkInfo, PortForward
 from minirun.network.firewall.batch import Batcher
 
 from test_firewall_render import (CID, FWD, LIST, LIST_TEXT, NET, FakeRunner, g,
@@ -179,3 +180,64 @@ def test_container_elements_of_a_real_listing():
         delete element ip minirun hostports_udp { 127.0.0.1 . 5353 }
         delete element ip minirun routed_tcp { 10.88.5.2 . 80 }
     """)
+
+
+class LookupRunner(FakeRunner):
+    """A runner that looks keys up in a fake kernel: {(set, key): comment}."""
+
+    def __init__(self, kernel, fail=False, **kw):
+        super().__init__(**kw)
+        self.kernel, self.fail, self.lookups = kernel, fail, []
+
+    def element_comments(self, table, wanted):
+        self.lookups.append((table, list(wanted)))
+        if self.fail:
+            raise CommandFailed("element lookup: netlink socket: Operation not permitted")
+        return {sk: self.kernel[sk] for sk in wanted if sk in self.kernel}
+
+
+def test_nft_removal_looks_keys_up_instead_of_listing(tmp_path):
+    kernel = {("ports_tcp", "8080"): "default:a", ("ports_tcp", "8081"): "other:b",
+              ("ports_tcp", "8082"): None}
+    r = LookupRunner(kernel)
+    fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
+    assert fw._remove_containers([("a", NET, FWD_A), ("b", NET, FWD_B),
+                                  ("c", NET, FWD_C)]) == [None, None, None]
+    assert r.lookups == [("minirun", [("ports_tcp", "8080"), ("ports_tcp", "8081"),
+                                      ("ports_tcp", "8082")])]
+    assert [c[1] for c in r.calls if c[1].startswith("list")] == []
+    assert [c[1] for c in r.mutations()] == ["delete element ip minirun ports_tcp { 8080 }\n"]
+
+
+def test_nft_removal_lists_when_the_lookup_fails_or_the_network_is_routed(tmp_path):
+    listing = nft_text_listing(containers=(("a", FWD_A),))
+    r = LookupRunner({}, fail=True, nft_answers={LIST_TEXT: listing})
+    fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
+    assert fw._remove_containers([("a", NET, FWD_A)]) == [None]
+    assert [c[1] for c in r.mutations()] == ["delete element ip minirun ports_tcp { 8080 }\n"]
+    routed = NetworkInfo("r", "mrr", "10.88.7.0/24", "10.88.7.1", mode="routed")
+    r = LookupRunner({("ports_tcp", "8080"): "default:a"}, nft_answers={LIST_TEXT: listing})
+    fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
+    fw._remove_containers([("a", routed, FWD_A)])
+    assert r.lookups == [] and [c[1] for c in r.calls if c[1] == LIST] == [LIST]
+
+
+def test_nfquery_messages():
+    from minirun.network.firewall import _nfquery as q
+    assert q.key_bytes("8080") == b"\x1f\x90"
+    assert q.key_bytes("127.0.0.1 . 8080") == b"\x7f\0\0\x01\x1f\x90\0\0"
+    req = q.request("minirun", "ports_tcp", "8080", seq=7)
+    size, mtype, flags, seq, _ = struct.unpack_from("=IHHII", req)
+    assert (size, mtype, flags, seq) == (len(req), 0x0a0d, 0x5, 7)
+    assert b"minirun\0" in req and b"ports_tcp\0" in req and b"\x1f\x90" in req
+    # an answer's payload: nfgenmsg, then the element with its user data (the comment)
+    udata = bytes([0, 10]) + b"default:a\0"
+    elem = q._attr(q.LIST_ELEM | q.NLA_F_NESTED,
+                   q._attr(q.ELEM_KEY | q.NLA_F_NESTED, q._attr(q.DATA_VALUE, b"\x1f\x90"))
+                   + q._attr(q.ELEM_USERDATA, udata))
+    payload = b"\x02\0\0\0" + q._attr(q.LIST_TABLE, b"minirun\0") + \
+        q._attr(q.LIST_ELEMENTS | q.NLA_F_NESTED, elem)
+    assert q.comment_of(payload) == "default:a"
+    no_comment = b"\x02\0\0\0" + q._attr(q.LIST_ELEMENTS | q.NLA_F_NESTED, q._attr(
+        q.LIST_ELEM | q.NLA_F_NESTED, q._attr(q.ELEM_KEY | q.NLA_F_NESTED, b"")))
+    assert q.comment_of(no_comment) is None

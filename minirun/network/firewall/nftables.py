@@ -494,8 +494,24 @@ class NftablesFirewall:
                 return NftState()
             raise fail("nft", f"list table {TABLE}", exc) from None
 
-    def _container_elements(self, forwards: list[PortForward]) -> NftState:
-        """What container_elements finds of these forwards' elements."""
+    def _container_elements(self, items) -> NftState:
+        """The elements render_remove_container needs for these (container id, network,
+        forwards): each key looked up in the kernel where the runner can (O(1) each),
+        else what container_elements finds in the listing (O(N)). A routed network's
+        container: the listing, which has every routed element tagged with it."""
+        forwards = [fw for _, _, fws in items for fw in fws]
+        lookup = getattr(self.runner, "element_comments", None)
+        if lookup is not None and all(net.mode != "routed" for _, net, _ in items):
+            wanted = list(dict.fromkeys(_map_entry(fw)[:2] for fw in forwards))
+            try:
+                found = lookup(TABLE.split()[1], wanted)
+            except CommandFailed:
+                pass  # the listing, below
+            else:
+                state = NftState(exists=True)
+                for (name, key), comment in found.items():
+                    state.elements.setdefault(name, []).append(Element(key, comment))
+                return state
         try:
             return container_elements(self.runner.nft(f"list table {TABLE}"), forwards)
         except CommandFailed as exc:
@@ -685,7 +701,7 @@ class NftablesFirewall:
         this owner and its id: one read, one transaction; if that fails, one
         transaction each, so that each container gets its own error."""
         with locked(self.lock_path):
-            state = self._container_elements([fw for _, _, fws in items for fw in fws])
+            state = self._container_elements(items)
             scripts = [render_remove_container(cid, net, fws, state, self.owner)
                        for cid, net, fws in items]
             if len(items) > 1:
