@@ -27,8 +27,10 @@ def template_errors():
 
 
 def echo_lines(lines) -> None:
-    for line in lines:
-        click.echo(line)
+    """One write: click.echo per line was ~20 ms of `ps` at 1000 containers."""
+    lines = list(lines)
+    if lines:
+        click.echo("\n".join(lines))
 
 
 @click.command()
@@ -56,6 +58,9 @@ def ps(ctx, show_all, quiet, last, latest, filters, no_trunc, fmt):
         reclaim(paths, listing)
         now = time.time()
         chosen = v.select(listing, wanted, show_all, 1 if latest else last)
+        if fmt in (None, "table") and not quiet:
+            echo_lines(v.ps_table(chosen, now, trunc=not no_trunc))
+            return
         rows = [v.ps_row(c, w, now, trunc=not no_trunc) for c, w in chosen]
         echo_lines(v.render_rows(fmt, rows, v.PS_DEFAULT, v.PS_HEADERS, "ID", quiet))
 

@@ -51,14 +51,16 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def sweep_temp(root: Path) -> list[str]:
+def sweep_temp(root: Path, containers: bool = True) -> list[str]:
     """Remove the temporary files of atomic writes whose writer died, in the state root's
-    own directories (never inside a container's layer)."""
+    own directories (never inside a container's layer); `containers` False: not in the
+    containers' directories (state.sweep does those from the listing it has)."""
     from .procs import pid_alive
     root = Path(root)
     dirs = [root, root / "names", root / "ports", root / "networks"]
     dirs += [p for p in (root / "networks").glob("*/ipam")]
-    dirs += [p for p in (root / "containers").glob("*") if not p.name.startswith(".")]
+    if containers:
+        dirs += [p for p in (root / "containers").glob("*") if not p.name.startswith(".")]
     removed = []
     for d in dirs:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
 from pathlib import Path
@@ -83,8 +84,17 @@ def save(c: Container) -> None:
 
 
 def load(paths: Paths, cid: str) -> Container | None:
+    return _load(paths, os.path.join(paths.containers, cid, "state.json"))
+
+
+def _load(paths: Paths, record: str) -> Container | None:
+    """The record at path `record` (a str: ps reads 1000 of them, pathlib's objects cost
+    more than the read)."""
     try:
-        data = fsutil.read_json(paths.container_dir(cid) / "state.json")
+        with open(record, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        data = None
     except ValueError:  # not ours to read (a record of an older minirun): invisible
         return None
     if data is None:
@@ -198,12 +208,16 @@ def sweep(paths: Paths, known: dict | None = None) -> list[str]:
             if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(e.path, ignore_errors=True)
                 removed.append(e.name)
-        elif not e.name.startswith(".") and not os.path.exists(os.path.join(e.path, "state.json")):
+        elif not e.name.startswith(".") and e.name not in (known or ()) \
+                and not os.path.exists(os.path.join(e.path, "state.json")):
             # A record is renamed into place whole: a directory without one was being
             # removed by a process that died, or predates this layout.
             shutil.rmtree(e.path, ignore_errors=True)
             removed.append(e.name)
-    removed += fsutil.sweep_temp(paths.root) + fsutil.sweep_temp(paths.runroot)
+        elif not e.name.startswith("."):
+            removed += _sweep_temp_in(paths, e.name)
+    removed += (fsutil.sweep_temp(paths.root, containers=False)
+                + fsutil.sweep_temp(paths.runroot))
     with fsutil.locked(paths.names_lock):
         try:
             names = list(os.scandir(paths.names))
@@ -212,7 +226,7 @@ def sweep(paths: Paths, known: dict | None = None) -> list[str]:
         for e in names:
             if e.name.startswith("."):
                 continue
-            cid = fsutil.read_text(Path(e.path), "").strip()
+            cid = _read_small(e.path).strip()
             c = None
             if cid and "/" not in cid:
                 c = (known or {}).get(cid)
@@ -224,6 +238,38 @@ def sweep(paths: Paths, known: dict | None = None) -> list[str]:
     return removed
 
 
+def _sweep_temp_in(paths: Paths, cid: str) -> list[str]:
+    """fsutil.sweep_temp in one container's directory (its record's temporary files),
+    with plain strings: ps does this for every container."""
+    d = f"{paths.containers}/{cid}"
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        m = fsutil.TEMP_RE.match(name) if name[:1] == "." else None
+        if m and not pid_alive(int(m.group(1))):
+            try:
+                os.unlink(f"{d}/{name}")
+                removed.append(f"containers/{cid}/{name}")
+            except OSError:
+                pass
+    return removed
+
+
+def _read_small(path: str) -> str:
+    """A small file's text ("" if it is gone): one open and read, no file object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    try:
+        return os.read(fd, 4096).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
 # -- finding ----------------------------------------------------------------------
 
 def all_containers(paths: Paths) -> Iterator[Container]:
@@ -232,8 +278,9 @@ def all_containers(paths: Paths) -> Iterator[Container]:
                          if not e.name.startswith("."))
     except FileNotFoundError:
         return
+    base = str(paths.containers)
     for cid in entries:
-        c = load(paths, cid)
+        c = _load(paths, f"{base}/{cid}/state.json")
         if c is not None:
             yield c
 

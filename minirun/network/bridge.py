@@ -480,7 +480,7 @@ class BridgeDriver:
         if not self.lazy:
             return []
         with self.store.net_lock(self.net):
-            if self.store.ipam(self.net).leases():
+            if self.store.ipam(self.net).in_use():
                 return []
             failures = self._remove_rules_and_bridge(firewalls)
             self.ready_marker.unlink(missing_ok=True)

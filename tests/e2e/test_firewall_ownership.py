@@ -284,3 +284,48 @@ def test_nft_backend_on_an_iptables_legacy_host(host):
     finally:
         for ns in ("c1", "lan"):
             host.run(f"ip netns pids {ns} | xargs -r kill")
+
+
+# -- batched removal (rm -f of many) ------------------------------------------------
+
+def test_nft_batched_removals_delete_only_their_own_elements(host):
+    """Removals batched into one listing and one transaction (firewall/batch.py), for
+    real: each container's elements go; another owner's, an admin's, and another's
+    element now at one of our keys stay. Done as one explicit batch, then from threads
+    (however they happen to be batched, the outcome is the same)."""
+    before = ruleset(host)
+    py(host, "nftables", """
+        fw.setup_network(N1)
+        for i in range(8):
+            fw.add_container(f'c{i}', N1, [PortForward('tcp', None, 9000 + i, f'10.88.5.{10 + i}', 80)])
+    """, owner="a")
+    py(host, "nftables", "fw.setup_network(N2); fw.add_container('bbbb', N2, FB)", owner="b")
+    host.sh('nft add element ip minirun ports_tcp "{ 9100 comment \\"admin\\" : 10.88.5.99 . 80 }"')
+    host.sh("nft delete element ip minirun ports_tcp '{ 9003 }'")
+    host.sh('nft add element ip minirun ports_tcp "{ 9003 comment \\"b:c3\\" : 10.88.6.3 . 80 }"')
+    out = py(host, "nftables", """
+        import threading
+        def item(i):
+            return (f'c{i}', N1, [PortForward('tcp', None, 9000 + i, f'10.88.5.{10 + i}', 80)])
+        print(fw._remove_containers([item(i) for i in range(4)]))
+        errors = []
+        def remove(i):
+            try:
+                fw.remove_container(*item(i))
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=remove, args=(i,)) for i in range(4, 8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(errors, sorted(fw.container_ids()))
+    """, owner="a")
+    assert out.splitlines() == ["[None, None, None, None]", "[] []"]
+    assert [l for l in tagged(host, "nftables") if l.startswith("ports_")] == [
+        "ports_tcp 8081 b:bbbb", "ports_tcp 9003 b:c3", "ports_tcp 9100 admin",
+        "ports_udp 5354 b:bbbb"]
+    host.sh("nft delete element ip minirun ports_tcp '{ 9003, 9100 }'")
+    py(host, "nftables", "fw.teardown_network(N1)", owner="a")
+    py(host, "nftables", "fw.remove_last_container('bbbb', N2, FB)", owner="b")
+    assert rules(host, "nftables") == [] and ruleset(host) == before

@@ -97,6 +97,24 @@ def test_ps_table_layout_is_dockers(tmp_path):
     assert v.tabwrite(["x" * 12 + "\ty"]) == ["x" * 12 + "   y"]
 
 
+def test_ps_table_is_the_default_template(tmp_path):
+    """ps without --format builds its table directly: the same lines as PS_DEFAULT
+    rendered through the template, whatever the states, commands and names."""
+    chosen = [(container(tmp_path), "running"),
+              (container(tmp_path, name="b", state="stopped", exit_code=3, finished=NOW - 5),
+               "exited"),
+              (container(tmp_path, name="longer-name-here", command=("a\"b", "tab\there",
+                                                                      "new\nline", "é" * 30),
+                         network="none"), "created"),
+              (container(tmp_path, name="p"), "running")]
+    chosen[-1][0].paused = True
+    for trunc in (True, False):
+        rows = [v.ps_row(c, w, NOW, trunc=trunc) for c, w in chosen]
+        assert v.ps_table(chosen, NOW, trunc=trunc) == v.render_rows(
+            None, rows, v.PS_DEFAULT, v.PS_HEADERS)
+    assert v.ps_table([], NOW) == v.render_rows(None, [], v.PS_DEFAULT, v.PS_HEADERS)
+
+
 def test_format_forms(tmp_path):
     rows = [v.ps_row(container(tmp_path, name=n), "running", NOW) for n in ("a", "b")]
     assert v.render_rows("{{.Names}}", rows, v.PS_DEFAULT, v.PS_HEADERS) == ["a", "b"]

@@ -44,7 +44,9 @@ class FakeRunner:
 
     def nft(self, script, *, json=False, terse=False):
         self.calls.append(("nft", script, json))
-        return self._answer(self.nft_answers.get(script, ""))
+        # a text listing (json False) may be answered apart: key (script, "text")
+        text = None if json else self.nft_answers.get((script, "text"))
+        return self._answer(text if text is not None else self.nft_answers.get(script, ""))
 
     def run(self, argv, input=None):
         self.calls.append(("run", list(argv), input))
@@ -54,7 +56,8 @@ class FakeRunner:
         return tool in self.tools
 
     def mutations(self):
-        return [c for c in self.calls if (c[0] == "nft" and not c[2]) or
+        return [c for c in self.calls if (c[0] == "nft" and not c[2]
+                                          and not c[1].startswith("list ")) or
                 (c[0] == "run" and c[1][0] == "iptables-restore")]
 
 
@@ -158,6 +161,25 @@ def nft_listing(nets=(NET,), containers=((CID, FWD),), user_rules=0, owner="defa
 
 
 LIST = "list table ip minirun"
+LIST_TEXT = (LIST, "text")  # the same listing in nft's text form (FakeRunner.nft)
+
+
+def nft_text_listing(containers=((CID, FWD),), owner="default") -> str:
+    """The container maps of a `nft list table ip minirun` answer, in nft 1.0.6's text
+    form (the golden real one is in test_firewall_batch.py)."""
+    maps: dict[str, list] = {m: [] for m in nft.PORT_MAPS}
+    for cid, fwds in containers:
+        for f in fwds:
+            name, key, value = nft._map_entry(f)
+            maps[name].append(f'{key} comment "{_tagged(cid, owner)}" : {value}')
+    out = ["table ip minirun {"]
+    for name, elems in maps.items():
+        out.append(f"\tmap {name} {{")
+        out.append("\t\ttype inet_service : ipv4_addr . inet_service")
+        if elems:
+            out.append("\t\telements = { " + ", ".join(elems) + " }")
+        out.append("\t}")
+    return "\n".join(out + ["}"]) + "\n"
 
 
 def test_nft_render_setup_network():
@@ -227,7 +249,7 @@ def test_nft_backend_calls_and_oplog(tmp_path):
 
 
 def test_nft_backend_remove_and_reclaim(tmp_path):
-    r = FakeRunner(nft_answers={LIST: nft_listing()})
+    r = FakeRunner(nft_answers={LIST: nft_listing(), LIST_TEXT: nft_text_listing()})
     fw = get_firewall("nftables", runner=r, lock_path=tmp_path / "lock")
     assert fw.container_ids() == {CID} and fw.network_names() == {"minirun"}
     fw.remove_container(CID, NET, FWD)

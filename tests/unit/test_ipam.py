@@ -208,6 +208,27 @@ def test_release_on_a_missing_store(tmp_path):
     make(tmp_path).release(OWNER_A)
 
 
+def test_release_reads_only_the_owners_lease(tmp_path, monkeypatch):
+    """The owner file names the address: no scan of every lease (O(N) per teardown)."""
+    ipam = make(tmp_path)
+    a, b = ipam.allocate(OWNER_A), ipam.allocate(OWNER_B)
+    (ipam.store_dir / f"owner-{OWNER_B}").write_text(a + "\n")  # pointing at A's lease
+    monkeypatch.setattr(Ipam, "_read_leases", lambda self: pytest.fail("scanned"))
+    ipam.release(OWNER_B)        # names A's lease: A's is left, B's owner file goes
+    assert (ipam.store_dir / a).exists() and not (ipam.store_dir / f"owner-{OWNER_B}").exists()
+    ipam.release(OWNER_A)
+    assert not (ipam.store_dir / a).exists() and (ipam.store_dir / b).exists()
+
+
+def test_release_without_owner_file_scans(tmp_path):
+    """A start that died between claiming the lease and writing the owner file."""
+    ipam = make(tmp_path)
+    a, b = ipam.allocate(OWNER_A), ipam.allocate(OWNER_B)
+    (ipam.store_dir / f"owner-{OWNER_A}").unlink()
+    ipam.release(OWNER_A)
+    assert ipam.leases() == {b: OWNER_B}
+
+
 def test_stale_boot_lease_counts_as_free(tmp_path):
     ipam = make(tmp_path)
     for ip in ["10.1.2.2", "10.1.2.3", "10.1.2.4", "10.1.2.5", "10.1.2.6"]:
@@ -304,3 +325,15 @@ def test_concurrent_processes_get_distinct_addresses(tmp_path, start_method):
     # Under the lock the allocations are serial: exactly the first n addresses.
     assert sorted(ips, key=lambda s: int(s.rsplit(".", 1)[1])) == [f"10.50.0.{i}" for i in range(2, 2 + n)]
     assert Ipam(store, "10.50.0.0/24", "10.50.0.1").leases() == {ip: o for o, ip in got.items()}
+
+
+def test_in_use_is_whether_any_lease_counts(tmp_path):
+    ipam = make(tmp_path)
+    assert not ipam.in_use()                       # no store at all
+    write_lease(ipam, "10.1.2.3", OWNER_A, "another-boot")
+    (ipam.store_dir / "10.9.9.9").write_text("{}")  # not of this subnet
+    assert not ipam.in_use() and ipam.leases() == {}
+    a = ipam.allocate(OWNER_B)
+    assert ipam.in_use() and ipam.leases() == {a: OWNER_B}
+    ipam.release(OWNER_B)
+    assert not ipam.in_use()

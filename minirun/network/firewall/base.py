@@ -216,6 +216,23 @@ class SystemRunner:
                              *script.split()])
         return self.run(["nft", "-f", "-"], input=script)
 
+    def element_comments(self, table: str, wanted) -> dict:
+        """{(set, key): comment (None: it has none)} of the elements of `wanted` ((set,
+        key) pairs) that are in table `ip <table>`, looked up in the kernel one key at a
+        time (_nfquery: O(1) each, where libnftables loads the whole set). CommandFailed
+        when the lookup cannot be made (the caller lists the table instead)."""
+        from minirun.network.firewall import _nfquery
+        out = {}
+        try:
+            with _nfquery.Lookup() as q:
+                for set_name, key in wanted:
+                    present, comment = q.comment(table, set_name, key)
+                    if present:
+                        out[(set_name, key)] = comment
+        except (_nfquery.QueryError, ValueError, OSError) as exc:
+            raise CommandFailed(f"element lookup: {exc}") from None
+        return out
+
     def _which(self, tool: str) -> str | None:
         for d in self._TOOL_DIRS:
             path = os.path.join(d, tool)
