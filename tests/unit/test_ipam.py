@@ -223,7 +223,8 @@ def test_release_reads_only_the_owners_lease(tmp_path, monkeypatch):
 def test_release_without_owner_file_scans(tmp_path):
     """A start that died between claiming the lease and writing the owner file."""
     ipam = make(tmp_path)
-    a, b = ipam.allocate(OWNER_A), ipam.allocate(OWNER_B)
+    ipam.allocate(OWNER_A)
+    b = ipam.allocate(OWNER_B)
     (ipam.store_dir / f"owner-{OWNER_A}").unlink()
     ipam.release(OWNER_A)
     assert ipam.leases() == {b: OWNER_B}
