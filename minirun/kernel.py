@@ -63,6 +63,7 @@ RESOLVE_IN_ROOT = 0x10
 # x86_64 and aarch64 share these numbers (the "generic" syscall table)
 SYS_pivot_root = {"x86_64": 155, "aarch64": 41}
 SYS_openat2 = 437
+_OPENAT2_TRIES = 64  # EAGAIN: a mount or rename raced a ".." lookup (openat2(2))
 SYS_close_range = 436
 SYS_pidfd_open = 434
 SYS_mount_setattr = 442
@@ -177,13 +178,20 @@ class LinuxKernel:
         _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-        """Open `path` below `dirfd`; with RESOLVE_IN_ROOT symlinks cannot climb out of it."""
+        """Open `path` below `dirfd`; with RESOLVE_IN_ROOT symlinks cannot climb out of it.
+        A lookup through ".." fails with EAGAIN when any mount or rename happened in the
+        system meanwhile (the kernel cannot prove it stayed inside): openat2(2) says to
+        retry, and so we do (a start's network attach mounts a netns name beside it)."""
         how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-        fd = _libc.syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd), _b(path),
-                           ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
-        if fd < 0:
-            raise SyscallError("open", path, ctypes.get_errno())
-        return fd
+        for _ in range(_OPENAT2_TRIES):
+            fd = _libc.syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd), _b(path),
+                               ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+            if fd >= 0:
+                return fd
+            err = ctypes.get_errno()
+            if err != errno.EAGAIN:
+                break
+        raise SyscallError("open", path, err)
 
     def cloexec_from(self, lowfd: int) -> None:
         """Mark every fd >= lowfd close-on-exec, so no host fd reaches the container."""
