@@ -16,7 +16,8 @@ import signal
 import sys
 
 from .errors import MinirunError
-from .launch import FORWARDED_SIGNALS, kill_and_reap, start
+from .launch import FORWARDED_SIGNALS, start
+from .procs import kill_and_reap
 from .lifecycle import explain_teardown, finish, report
 from .record import Container
 from .state import proc_start_time, save

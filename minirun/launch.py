@@ -29,6 +29,7 @@ from . import faults, oplog
 from .errors import MinirunError
 from .record import CREATED, RUNNING, Container
 from .rootfs import INIT_PATH, plan as mount_plan
+from .procs import kill_and_reap
 from .state import proc_start_time, save
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -196,14 +197,3 @@ def _cgroup(c: Container):
             "tag": "", "owned": False, "devices": None}
     tasks = tuple(f"{path}/tasks" for _ctrls, path in g.dirs) if g.version == 1 else ()
     return data, tasks
-
-
-def kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass

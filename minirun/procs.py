@@ -122,6 +122,18 @@ def pid_alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in (b"Z", b"X")
 
 
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL our child `pid` and reap it (a start that failed half way)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def signal_container(c, sig: int) -> None:
     """Signal PID 1 through a pidfd, so a recycled PID is never hit."""
     signal_process(c.pid, c.pid_start, sig)

@@ -29,6 +29,7 @@ from .. import faults
 from .. import kernel as k
 from ..errors import MinirunError
 from ..fsutil import remove_tree
+from ..procs import kill_and_reap
 from ..sync import GO, NS, Channel, reported_error
 from . import cgroup, hooks, state as ostate
 from .child import READY, Plan, child_main
@@ -92,7 +93,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         st.save()
     except BaseException:
         if pid:
-            _kill_wait(pid)
+            kill_and_reap(pid)
         cgroup.remove(st.data.get("cgroup"))
         remove_tree(st.dir)
         raise
@@ -187,7 +188,7 @@ def _fork_init(st: ostate.State, spec, bpf, console_socket, no_pivot,
         _expect(chan, READY)
         faults.phase("ready")
     except BaseException:
-        _kill_wait(pid)
+        kill_and_reap(pid)
         raise
     finally:
         ours.close()
@@ -217,14 +218,6 @@ def _expect(chan: Channel, want: str) -> None:
     raise reported_error(line) or MinirunError(f"unexpected message from init: {line!r}")
 
 
-def _kill_wait(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
 def start(st: ostate.State, log=None) -> None:
     status = st.status()
     if status != "created":
@@ -243,8 +236,9 @@ def start(st: ostate.State, log=None) -> None:
     os.unlink(st.fifo)
     _wait_exec(st)
     # a failing poststart hook is a warning; the others still run (runtime.md)
-    hooks.run(hooks.from_json(st.data["hooks"]["poststart"]), "poststart", st.oci(),
-              warn=log or _ignore)
+    post = hooks.from_json(st.data["hooks"]["poststart"])
+    if post:  # the state (a /proc read, the freezer's file) only for a hook to read
+        hooks.run(post, "poststart", st.oci(), warn=log or _ignore)
 
 
 def _wait_exec(st: ostate.State) -> None:

@@ -20,6 +20,8 @@ from ..errors import MinirunError
 def run(hooks, name: str, state: dict, warn=None) -> None:
     """Run every hook of `name`; raise on the first failure, or with `warn` (a
     log(level, msg) function: poststart, poststop) log it and run the next one."""
+    if not hooks:
+        return
     data = json.dumps(state).encode()
     for h in hooks:
         try:
