@@ -143,19 +143,19 @@ class Host:
             assert time.monotonic() < deadline, f"timed out: {probe}"
             time.sleep(0.05)
 
-    def add_lan_host(self, host_ip: str, lan_ip: str) -> None:
-        """"Another host on the LAN": namespace `lan` at `lan_ip`/24 behind a veth, whose
-        host end `lan0` has `host_ip`/24. remove_lan_host() undoes it."""
+    def add_lan_host(self, host_ip: str, lan_ip: str, name: str = "lan") -> None:
+        """"Another host on the LAN": namespace `name` at `lan_ip`/24 behind a veth, whose
+        host end `<name>0` has `host_ip`/24. remove_lan_host(name) undoes it."""
         self.sh(f"""
-            ip netns add lan
-            ip link add lan0 type veth peer name eth0 netns lan
-            ip addr add {host_ip}/24 dev lan0 && ip link set lan0 up
-            ip -n lan addr add {lan_ip}/24 dev eth0 && ip -n lan link set eth0 up
-            ip -n lan link set lo up
+            ip netns add {name}
+            ip link add {name}0 type veth peer name eth0 netns {name}
+            ip addr add {host_ip}/24 dev {name}0 && ip link set {name}0 up
+            ip -n {name} addr add {lan_ip}/24 dev eth0 && ip -n {name} link set eth0 up
+            ip -n {name} link set lo up
         """)
 
-    def remove_lan_host(self) -> None:
-        self.run("ip link del lan0; ip netns del lan")
+    def remove_lan_host(self, name: str = "lan") -> None:
+        self.run(f"ip link del {name}0; ip netns del {name}")
 
     def inspect(self, name: str) -> dict:
         """`minirun inspect NAME`: Docker's object for the container."""

@@ -31,12 +31,8 @@ def upstream(host):
                              f"{'f' * 64} 203.0.113.7  www.upstream.test\n")
     resolv = host.dir / "resolv.conf"
     resolv.write_text(f"nameserver {UPSTREAM}\nsearch lan.example\n")
+    host.add_lan_host(HOST_IP, UPSTREAM, "up")
     host.sh(f"""
-        ip netns add up
-        ip link add up0 type veth peer name eth0 netns up
-        ip addr add {HOST_IP}/24 dev up0 && ip link set up0 up
-        ip -n up addr add {UPSTREAM}/24 dev eth0 && ip -n up link set eth0 up
-        ip -n up link set lo up
         AARDVARK_NO_PROXY=1 ip netns exec up /usr/lib/podman/aardvark-dns --config {conf} -p 53 run
         mount --bind {resolv} /etc/resolv.conf
     """)
@@ -44,7 +40,8 @@ def upstream(host):
         yield
     finally:
         pid = (conf / "aardvark.pid").read_text().strip()
-        host.run(f"kill {pid}; umount /etc/resolv.conf; ip link del up0; ip netns del up")
+        host.run(f"kill {pid}; umount /etc/resolv.conf")
+        host.remove_lan_host("up")
 
 
 def in_container(host, net, script, *opts):

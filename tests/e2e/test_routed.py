@@ -42,14 +42,8 @@ def far(host, tmp_path):
         echo "$REMOTE_ADDR"
     """))
     script.chmod(0o755)
-    host.sh(f"""
-        ip netns add far
-        ip link add far0 type veth peer name eth0 netns far
-        ip addr add {HOST_IP}/24 dev far0 && ip link set far0 up
-        ip -n far addr add {FAR_IP}/24 dev eth0 && ip -n far link set eth0 up
-        ip -n far link set lo up
-        ip -n far route add {SUBNET} via {HOST_IP}
-    """)
+    host.add_lan_host(HOST_IP, FAR_IP, "far")
+    host.sh(f"ip -n far route add {SUBNET} via {HOST_IP}")
     server = host.popen(["ip", "netns", "exec", "far", "busybox", "httpd", "-f", "-p", "8000",
                          "-h", str(www)])
     try:
@@ -58,7 +52,7 @@ def far(host, tmp_path):
     finally:
         server.kill()
         server.wait()
-        host.sh("ip link del far0; ip netns del far")
+        host.remove_lan_host("far")
 
 
 def wait(host, probe, timeout=10):
