@@ -225,6 +225,29 @@ def test_loopback_sized_mtu_inside_ethernet_mtu_outside(host, lan):
     host.minirun("rm", "-f", "web", check=True)
 
 
+def test_cables_are_ipv4_only_and_silent(host):
+    """Both ends of a container's veth have IPv6 off before they go up (the networks are
+    IPv4 only): no link-local address, and no multicast (DAD, MLD, router solicitations)
+    for the bridge to flood to every other container -- at 1,000 containers that flood
+    made each start ~20% slower (issue #12). IPv4 between containers still works."""
+    a = web(host, "a")
+    before = host.sh("cat /sys/class/net/minirun0/statistics/multicast")
+    b = web(host, "b")
+    for rec, name in ((a, "a"), (b, "b")):
+        veth = rec["network"]["veth"]
+        assert host.sh(f"cat /proc/sys/net/ipv6/conf/{veth}/disable_ipv6").strip() == "1"
+        assert host.sh(f"ip netns exec {name} cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6"
+                       ).strip() == "1"
+        assert host.sh(f"ip -6 -o addr show dev {veth}").strip() == ""
+        assert host.sh(f"ip -n {name} -6 -o addr show dev eth0").strip() == ""
+    # what the bridge received from its ports since b was plugged in: no multicast at all
+    # (b's IPv6 would have sent DAD, MLD and solicitations, a's solicitations go on)
+    time.sleep(1)
+    assert host.sh("cat /sys/class/net/minirun0/statistics/multicast") == before
+    host.sh(f"ip netns exec a ping -c1 -W2 {b['network']['ip']}")
+    host.minirun("rm", "-f", "a", "b", check=True)
+
+
 def test_names_and_resolv_conf(host):
     res = host.minirun("run", "--rm", "--name", "named", R, "sh", "-c",
                        "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -4 -o addr show eth0")
