@@ -2,7 +2,8 @@
 teardown code runs undo steps (one at a time, or in threads so kernel waits overlap)."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from .tuples import NamedTuple
 
 
 class Failure(NamedTuple):

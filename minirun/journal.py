@@ -15,7 +15,7 @@ is provably ours. See teardown.py for the walk back.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import faults
 from .record import Container, Step

@@ -22,7 +22,7 @@ import os
 import re
 import select
 import time
-from typing import NamedTuple
+from .tuples import NamedTuple
 
 from .errors import UsageError
 

@@ -21,7 +21,7 @@ import errno
 import os
 import re
 import stat
-from typing import NamedTuple
+from .tuples import NamedTuple
 
 from . import kernel as k
 from .errors import MinirunError, SyscallError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal as _signal
-from typing import NamedTuple
+from .tuples import NamedTuple
 
 from .errors import MinirunError, UsageError
 from .spec import VOLUME_NAME_RE, Tmpfs, Volume

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
+from .tuples import NamedTuple
 
 from .errors import UsageError
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import NamedTuple
+from .tuples import NamedTuple
 from pathlib import Path
 
 from .errors import UsageError

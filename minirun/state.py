@@ -27,7 +27,8 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from .tuples import NamedTuple
 
 from . import fsutil
 from .fsutil import sha256_hex  # noqa: F401 (re-exported)

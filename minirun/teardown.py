@@ -13,7 +13,7 @@ reason).
 from __future__ import annotations
 
 import signal
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from . import oplog
 from .failures import Failure

@@ -13,7 +13,7 @@ import select
 import signal
 import termios
 import tty as _tty
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def copy_winsize(src: int, dst: int) -> None:

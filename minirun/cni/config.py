@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 MODES = ("nat", "routed", "nat-unprotected")

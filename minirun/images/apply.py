@@ -1,7 +1,7 @@
 """What an image's config gives `minirun run`: layers, command, env, workdir, user."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 from ..errors import UsageError
 from .store import Store

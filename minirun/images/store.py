@@ -5,7 +5,8 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from ..tuples import NamedTuple
 
 from .. import fsutil
 from ..errors import Conflict, NotFound, UsageError

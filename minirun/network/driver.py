@@ -16,13 +16,11 @@ Drivers: none, host, container:NAME (plugin.py) and bridge (bridge.py).
 """
 from __future__ import annotations
 
-from typing import Protocol
-
 from ..record import Container, Step
 from ..failures import Failure
 
 
-class NetworkDriver(Protocol):
+class NetworkDriver:
     name: str
     new_netns: bool
 

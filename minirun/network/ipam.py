@@ -24,7 +24,8 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from ..tuples import NamedTuple
 
 from minirun import faults, fsutil
 from minirun.errors import Conflict, SyscallError, UsageError

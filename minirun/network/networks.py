@@ -26,7 +26,7 @@ import ipaddress
 import re
 import time
 from pathlib import Path
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 from .. import fsutil
 from ..fsutil import sha256_hex

@@ -16,7 +16,8 @@ import random
 import re
 import socket
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from ..tuples import NamedTuple
 
 from minirun.errors import Conflict, SyscallError, UsageError
 

@@ -15,7 +15,7 @@ import ipaddress
 import os
 import socket
 import struct
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 from .macs import format_mac, parse_mac
 

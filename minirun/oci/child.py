@@ -33,7 +33,7 @@ import os
 import signal
 import _socket  # not socket.py (~3 ms to import on `minirun run`'s path)
 import stat
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 from .. import faults
 from .. import kernel as k

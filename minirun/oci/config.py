@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import NamedTuple
+from ..tuples import NamedTuple
 
 from .. import kernel as k
 from ..errors import UsageError

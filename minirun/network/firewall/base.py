@@ -10,7 +10,8 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple, Protocol, Sequence
+from collections.abc import Sequence
+from ...tuples import NamedTuple
 
 from minirun.errors import MinirunError, UsageError
 # re-exported: callers and tests import them from here
@@ -145,7 +146,7 @@ def published_by(owner: str, tag: str | None) -> str:
     return cid if other == owner else f"{cid} (minirun state root {other!r})"
 
 
-class Firewall(Protocol):
+class Firewall:
     name: str   # "nftables" | "iptables"
     owner: str  # the state root's tag on everything this instance adds
 
@@ -174,7 +175,7 @@ class Firewall(Protocol):
 
 # -- running ---------------------------------------------------------------
 
-class Runner(Protocol):
+class Runner:
     def nft(self, script: str, *, json: bool = False, terse: bool = False) -> str:
         """Run an nft script as one transaction; return its output (JSON if asked;
         `terse`: listings without set elements)."""

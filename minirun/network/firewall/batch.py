@@ -16,7 +16,7 @@ the flock the work takes.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 class _Ticket:

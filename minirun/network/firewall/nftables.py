@@ -88,7 +88,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple
+from ...tuples import NamedTuple
 from pathlib import Path
 
 from minirun.errors import Conflict, MinirunError, UsageError
