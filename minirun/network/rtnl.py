@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
+import _socket as socket  # not socket.py: its import (selectors, enums) is ~3 ms of every start
 import struct
 from ..tuples import NamedTuple
 
