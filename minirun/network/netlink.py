@@ -194,6 +194,8 @@ class Netlink:
                     why="a label for people: whose bridge this is")
                 _do(f"ip addr add {address}/{prefixlen} dev {name}", None,
                     why="the gateway: the bridge's own address on the network")
+                _do(f"sysctl -w net.ipv6.conf.{name}.disable_ipv6=1", None,
+                    why="the network is IPv4 only: the switch itself sends no IPv6 either")
                 _do(f"ip link set {name} up", None)
                 return True
             try:
@@ -221,6 +223,9 @@ class Netlink:
             _do(f"ip addr add {address}/{prefixlen} dev {name}",
                 lambda: self.nl.add_address(idx, address, prefixlen), (errno.EEXIST,),
                 why="the gateway: the bridge's own address on the network")
+        if created:
+            _do(f"sysctl -w net.ipv6.conf.{name}.disable_ipv6=1", lambda: _ipv6_off(name),
+                why="the network is IPv4 only: the switch itself sends no IPv6 either")
         if not link.up or created:
             _do(f"ip link set {name} up", lambda: self.nl.set_link(idx, up=True))
         return created
