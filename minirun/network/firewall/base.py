@@ -247,16 +247,15 @@ class SystemRunner:
         return self._which(tool) is not None
 
     def run(self, argv: Sequence[str], input: str | None = None) -> str:
-        import subprocess  # only for iptables and the nft fallback: off the default path
+        from minirun.procs import run_tool
         exe = self._which(argv[0]) or argv[0]
         try:
-            res = subprocess.run([exe, *argv[1:]], input=input, capture_output=True, text=True,
-                                 stdin=None if input is not None else subprocess.DEVNULL)
+            code, out, err = run_tool(exe, list(argv), input)
         except OSError as exc:
             raise CommandFailed(f"{argv[0]}: {exc.strerror}") from None
-        if res.returncode != 0:
-            raise CommandFailed(first_error_line(res.stderr or res.stdout))
-        return res.stdout
+        if code != 0:
+            raise CommandFailed(first_error_line(err or out))
+        return out
 
 
 def default_lock_path() -> Path:
