@@ -78,7 +78,10 @@ class Host:
             "mount -t sysfs sysfs /sys && "
             f"mount --rbind {aside} /sys/fs/cgroup && umount -l {aside} && "
             "mount --make-rprivate / && "
-            # netns names the real host has are not ours: drop our copies of them
+            # netns names the real host has are not ours: drop our copies of them (first
+            # any bind of /run/netns over them, as podman and `ip netns add` make: names
+            # mounted before it are hidden under it, unreachable by their path)
+            "while mountpoint -q /run/netns; do umount -l /run/netns; done; "
             "for m in $(awk '$5 ~ \"^/run/netns/\" {print $5}' /proc/self/mountinfo); do "
             "umount -l $m; done; "
             "mount -t tmpfs -o mode=755 tmpfs /run/netns 2>/dev/null || "
