@@ -478,3 +478,38 @@ def test_someone_elses_bridge_is_not_used(host):
     assert res.returncode == 125 and "not minirun's" in res.stderr
     assert "203.0.113.1" in host.sh("ip -o addr show minirun0")
     host.sh("ip link del minirun0")
+
+
+def _netns_dir_mount(host) -> str:
+    """The mount at /run/netns itself, as `findmnt` shows it ('' for a plain directory)."""
+    return host.run("findmnt -n -o TARGET,PROPAGATION --mountpoint /run/netns").stdout.strip()
+
+
+def test_netns_names_cannot_be_hidden_by_a_later_bind_of_run_netns(host):
+    """/run/netns as a fresh host has it: a plain directory. minirun makes it a mount point
+    of its own before the first name (as `ip netns add` and podman do), so a tool arriving
+    later finds a mount point and binds nothing over the names (a bind made after a name
+    hid it: its delete failed, the namespace leaked). The mount goes with the last name --
+    not while an administrator's name is in it -- and only if it is minirun's."""
+    # a /run of its own, so that /run/netns is a plain directory (the harness mounts a tmpfs
+    # on /run/netns) and the real host's /run is not touched
+    host.sh("umount /run/netns && mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/netns")
+    assert _netns_dir_mount(host) == ""
+    web(host, "c1")
+    assert _netns_dir_mount(host).split() == ["/run/netns", "shared"]
+    # podman and `ip netns add` bind /run/netns over itself only where it is no mount point
+    host.sh("ip netns add adm")
+    assert host.sh("findmnt -n -o TARGET /run/netns | wc -l").strip() == "1"
+    host.minirun("rm", "-f", "c1", check=True)
+    assert host.sh("ip netns").split() == ["adm"]  # c1's name really went
+    assert _netns_dir_mount(host) != ""  # the administrator's name is still in it
+    web(host, "c2")
+    host.sh("ip netns delete adm")
+    host.minirun("rm", "-f", "c2", check=True)
+    assert host.sh("ls -A /run/netns").strip() == ""
+    assert _netns_dir_mount(host) == ""  # the last name went, and minirun's mount with it
+    # a mount point that was there before is used as it is and never removed
+    host.sh("mount -t tmpfs -o mode=755 tmpfs /run/netns")
+    web(host, "c3")
+    host.minirun("rm", "-f", "c3", check=True)
+    assert _netns_dir_mount(host).split()[0] == "/run/netns"

@@ -141,8 +141,10 @@ def test_plan_mode_skips_side_effects_of_every_layer(tmp_path, monkeypatch):
     bridge.set_sysctl("net.ipv4.ip_forward", "0" if cur == "1" else "1")
     assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == cur
     assert seen[0] == "ip link set x up"
-    assert seen[1] == "ip netns attach web $PID"
-    assert seen[2].startswith("sysctl -w net.ipv4.ip_forward=")
+    # /run/netns (here a missing directory) would first become a mount point of its own
+    assert seen[1].startswith("mount --rbind ") and "--make-shared" in seen[1]
+    assert seen[2] == "ip netns attach web $PID"
+    assert seen[3].startswith("sysctl -w net.ipv4.ip_forward=")
 
 
 def test_plan_mode_firewall_records_without_applying(tmp_path):
