@@ -187,8 +187,7 @@ def run_tool(exe: str, argv: list[str], input: str | None = None) -> tuple[int, 
             fds[0] = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         spawn = os.posix_spawn if "/" in exe else os.posix_spawnp
         pid = spawn(exe, [exe, *argv[1:]], os.environ,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, i)
-                                           for i, fd in enumerate(fds)])
+                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)])
         _, status = os.waitpid(pid, 0)
 
         def text(fd: int) -> str:

@@ -13,6 +13,7 @@ socket, setns back): a socket stays bound to the namespace it was born in.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shlex
@@ -116,35 +117,39 @@ def _ipv6_off(ifname: str, netns_fd: int | None = None) -> None:
     networks. /proc/sys/net is the opener's namespace's, hence the setns around the
     open. No IPv6 in the kernel (ipv6.disable=1): nothing to do."""
     path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
-    own = None
-    if netns_fd is not None:
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        k.kernel.setns(netns_fd, k.CLONE_NEWNET, "container network namespace")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        if netns_fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        else:
+            with _entered(netns_fd):
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return
-    finally:
-        if own is not None:
-            k.kernel.setns(own, k.CLONE_NEWNET, "host network namespace")
-            os.close(own)
     try:
         os.write(fd, b"1")
     finally:
         os.close(fd)
 
 
-def _in_netns(netns_fd: int) -> RtNetlink:
-    """A netlink socket inside another network namespace (given as an open ns fd)."""
+@contextlib.contextmanager
+def _entered(netns_fd: int):
+    """This thread inside another network namespace (an open ns fd), and back after: what
+    is opened meanwhile (a netlink socket, a /proc/sys/net file) stays in that one."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         k.kernel.setns(netns_fd, k.CLONE_NEWNET, "container network namespace")
         try:
-            return RtNetlink()
+            yield
         finally:
             k.kernel.setns(own, k.CLONE_NEWNET, "host network namespace")
     finally:
         os.close(own)
+
+
+def _in_netns(netns_fd: int) -> RtNetlink:
+    """A netlink socket inside another network namespace (given as an open ns fd)."""
+    with _entered(netns_fd):
+        return RtNetlink()
 
 
 class Netlink:
